@@ -1,0 +1,33 @@
+//! `llm-ratelimit`: use LLM APIs at full speed without getting throttled.
+//!
+//! This facade re-exports the workspace's layers; enable a feature per layer you need, so you
+//! compile only what you use:
+//!
+//! | feature | layer | what it adds |
+//! |---|---|---|
+//! | *(always)* | [`core`] | pure algorithms and the multi-dimension LLM [`Policy`] |
+//!
+//! The async in-memory limiter, the Redis backend, the adaptive layer and the HTTP client are added
+//! as features when their crates land.
+//!
+//! ```
+//! use llm_ratelimit::{Cost, Policy};
+//!
+//! let mut policy = Policy::builder()
+//!     .requests_per_minute(500)
+//!     .tokens_per_minute(30_000)
+//!     .build()?;
+//! let now = 0; // nanoseconds from your clock
+//! let grant = policy.try_acquire(&Cost::request(1_000, 200), now).expect("fits");
+//! policy.release(grant);
+//! # Ok::<(), llm_ratelimit::ConfigError>(())
+//! ```
+
+/// The sans-I/O core: algorithms, policy, clock trait. See [`ratelimit_core`].
+pub use ratelimit_core as core;
+
+pub use ratelimit_core::{
+    AlgorithmKind, Clock, ConfigError, Cost, Decision, Limit, LimitId, LimitState, LimitedBy,
+    ManualClock, Nanos, Policy, PolicyBuilder, Rejection, Reservation, Resource, StartError,
+    TooLarge,
+};

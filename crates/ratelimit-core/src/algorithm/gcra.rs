@@ -1,0 +1,340 @@
+//! GCRA, the generic cell rate algorithm: a continuous token bucket kept as one number.
+//!
+//! The state is the *theoretical arrival time* (TAT): the instant at which the bucket would be full
+//! again if nothing more were taken. Taking `n` units pushes the TAT `n` emission intervals into the
+//! future; a request fits when the pushed TAT stays within the burst tolerance of `now`.
+//!
+//! To avoid the rounding errors of a per-unit emission interval (`window / amount` is rarely a whole
+//! number of nanoseconds, and rounding it costs an off-by-one in the burst), time is kept *scaled*:
+//! one unit of the scaled clock is `1 / amount` nanosecond, so one emission interval is exactly
+//! `window` scaled units. All arithmetic is exact 128-bit integer arithmetic.
+
+use super::quota::Quota;
+use super::{Algorithm, Status, Ticket};
+use crate::error::{LimitName, TooLarge};
+use crate::time::{Nanos, div_ceil_sat, div_floor_sat};
+
+/// The virtual schedule shared by [`Gcra`] and [`LeakyBucket`](super::LeakyBucket): a scaled TAT and
+/// the epoch of the current contiguous busy period (used to make refunds exact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Schedule {
+    /// Theoretical arrival time, in scaled units (`ns * amount`).
+    pub(crate) tat: u128,
+    /// Incremented every time a grant finds the schedule idle (a gap opens in the busy period).
+    pub(crate) epoch: u64,
+}
+
+impl Schedule {
+    pub(crate) fn scaled(t: Nanos, quota: &Quota) -> u128 {
+        u128::from(t) * u128::from(quota.amount())
+    }
+
+    pub(crate) fn cost(n: u64, quota: &Quota) -> u128 {
+        u128::from(n).saturating_mul(u128::from(quota.window()))
+    }
+
+    /// Scaled backlog: how far the TAT is ahead of `now`.
+    pub(crate) fn backlog(&self, now: Nanos, quota: &Quota) -> u128 {
+        self.tat.saturating_sub(Self::scaled(now, quota))
+    }
+
+    pub(crate) fn record(&mut self, n: u64, at: Nanos, quota: &Quota) -> Ticket {
+        let at_s = Self::scaled(at, quota);
+        if self.tat < at_s {
+            // Idle since the last grant: a new busy period starts here.
+            self.tat = at_s;
+            self.epoch = self.epoch.wrapping_add(1);
+        }
+        self.tat = self.tat.saturating_add(Self::cost(n, quota));
+        Ticket {
+            amount: n,
+            at,
+            mark: self.epoch,
+        }
+    }
+
+    /// Refunds are applied only to grants of the current busy period: there, the schedule is
+    /// contiguous, so removing `d` units moves the TAT back by exactly `d` intervals, which is what
+    /// the TAT would have been had the request cost `d` less. A grant from an earlier busy period has
+    /// already drained completely: refunding it would hand out capacity twice. Charges always push the
+    /// TAT forward (never less than the truth).
+    pub(crate) fn adjust(&mut self, ticket: &mut Ticket, actual: u64, quota: &Quota) {
+        if actual < ticket.amount {
+            if ticket.mark == self.epoch {
+                let refund = Self::cost(ticket.amount - actual, quota);
+                self.tat = self.tat.saturating_sub(refund);
+            }
+        } else {
+            let charge = Self::cost(actual - ticket.amount, quota);
+            self.tat = self.tat.saturating_add(charge);
+        }
+        ticket.amount = actual;
+    }
+
+    /// Re-expresses the backlog (in units, exactly) under a new quota.
+    pub(crate) fn rescale(&mut self, old: &Quota, new: &Quota, now: Nanos) {
+        let backlog = self.backlog(now, old);
+        if backlog == 0 {
+            // Nothing outstanding: whatever comes next starts a new busy period.
+            self.tat = Self::scaled(now, new);
+            self.epoch = self.epoch.wrapping_add(1);
+            return;
+        }
+        let (p_old, p_new) = (u128::from(old.window()), u128::from(new.window()));
+        let (units, rest) = (backlog / p_old, backlog % p_old);
+        let new_backlog = units
+            .saturating_mul(p_new)
+            .saturating_add((rest * p_new).div_ceil(p_old));
+        self.tat = Self::scaled(now, new).saturating_add(new_backlog);
+    }
+
+    /// Nanoseconds until the TAT is reached (the bucket is full again), rounded up.
+    pub(crate) fn reset_after(&self, now: Nanos, quota: &Quota) -> Nanos {
+        div_ceil_sat(self.backlog(now, quota), u128::from(quota.amount()))
+    }
+}
+
+/// GCRA: `amount` per `window` with a burst capacity of `burst` units.
+///
+/// ```
+/// use ratelimit_core::algorithm::{Algorithm, Gcra, Quota, TakeError};
+/// use ratelimit_core::time::NANOS_PER_SEC;
+///
+/// // 10 per second, burst 2: two at once, then one every 100 ms.
+/// let mut gcra = Gcra::new(Quota::per_second(10)?.with_burst(2)?);
+/// let now = 0;
+/// assert!(gcra.try_take(1, now).is_ok());
+/// assert!(gcra.try_take(1, now).is_ok());
+/// assert_eq!(
+///     gcra.try_take(1, now),
+///     Err(TakeError::Wait { retry_after: NANOS_PER_SEC / 10 })
+/// );
+/// assert!(gcra.try_take(1, NANOS_PER_SEC / 10).is_ok());
+/// # Ok::<(), ratelimit_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gcra {
+    quota: Quota,
+    schedule: Schedule,
+}
+
+impl Gcra {
+    /// A full bucket enforcing `quota`.
+    #[must_use]
+    pub fn new(quota: Quota) -> Self {
+        Self {
+            quota,
+            schedule: Schedule::default(),
+        }
+    }
+
+    fn capacity(&self) -> u128 {
+        Schedule::cost(self.quota.burst(), &self.quota)
+    }
+
+    pub(crate) fn name(&self, resource: &'static str) -> LimitName {
+        LimitName {
+            resource,
+            window: self.quota.window(),
+        }
+    }
+}
+
+impl Algorithm for Gcra {
+    fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    fn max_cost(&self) -> u64 {
+        self.quota.burst()
+    }
+
+    #[inline]
+    fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge> {
+        if n > self.quota.burst() {
+            return Err(TooLarge {
+                requested: n,
+                max: self.quota.burst(),
+                unit: "units",
+                limit: self.name("units"),
+            });
+        }
+        let q = &self.quota;
+        let now_s = Schedule::scaled(now, q);
+        let cap = self.capacity();
+        let pushed = self
+            .schedule
+            .tat
+            .max(now_s)
+            .saturating_add(Schedule::cost(n, q));
+        if pushed <= now_s.saturating_add(cap) {
+            return Ok(now);
+        }
+        // Fits at the first t with pushed <= t * amount + cap.
+        Ok(div_ceil_sat(pushed - cap, u128::from(q.amount())))
+    }
+
+    #[inline]
+    fn record(&mut self, n: u64, at: Nanos) -> Ticket {
+        self.schedule.record(n, at, &self.quota)
+    }
+
+    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, _now: Nanos) {
+        self.schedule.adjust(ticket, actual, &self.quota);
+    }
+
+    fn peek(&self, now: Nanos) -> Status {
+        let q = &self.quota;
+        let backlog = self.schedule.backlog(now, q);
+        let cap = self.capacity();
+        let remaining = if backlog >= cap {
+            0
+        } else {
+            div_floor_sat(cap - backlog, u128::from(q.window()))
+        };
+        Status {
+            limit: q.amount(),
+            capacity: q.burst(),
+            remaining,
+            reset_after: self.schedule.reset_after(now, q),
+        }
+    }
+
+    fn set_quota(&mut self, quota: Quota, now: Nanos) {
+        self.schedule.rescale(&self.quota, &quota, now);
+        self.quota = quota;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::TakeError;
+    use crate::time::{NANOS_PER_MINUTE, NANOS_PER_SEC};
+
+    fn gcra(amount: u64, window: Nanos, burst: u64) -> Gcra {
+        Gcra::new(
+            Quota::new(amount, window)
+                .unwrap()
+                .with_burst(burst)
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn burst_is_the_total_capacity_not_one_more() {
+        // 7 per minute does not divide into whole nanoseconds; the burst must still be exactly 7.
+        let mut g = gcra(7, NANOS_PER_MINUTE, 7);
+        for _ in 0..7 {
+            g.try_take(1, 0).unwrap();
+        }
+        assert!(matches!(g.try_take(1, 0), Err(TakeError::Wait { .. })));
+    }
+
+    #[test]
+    fn retry_after_is_exact_for_a_fractional_interval() {
+        let mut g = gcra(7, NANOS_PER_MINUTE, 1);
+        g.try_take(1, 0).unwrap();
+        let Err(TakeError::Wait { retry_after }) = g.try_take(1, 0) else {
+            panic!("second take must wait")
+        };
+        // 60 s / 7 = 8_571_428_571.43 ns, rounded up.
+        assert_eq!(retry_after, 8_571_428_572);
+        assert!(g.try_take(1, retry_after - 1).is_err());
+        assert!(g.try_take(1, retry_after).is_ok());
+    }
+
+    #[test]
+    fn request_larger_than_the_burst_is_refused_at_once() {
+        let mut g = gcra(100, NANOS_PER_SEC, 10);
+        let err = g.try_take(11, 0).unwrap_err();
+        assert!(matches!(
+            err,
+            TakeError::TooLarge(TooLarge {
+                requested: 11,
+                max: 10,
+                ..
+            })
+        ));
+        assert!(g.reserve(11, 0).is_err());
+        assert_eq!(g.peek(0).remaining, 10, "a refused request takes nothing");
+    }
+
+    #[test]
+    fn reservations_queue_in_order() {
+        let mut g = gcra(1, NANOS_PER_SEC, 1);
+        let a = g.reserve(1, 0).unwrap();
+        let b = g.reserve(1, 0).unwrap();
+        let c = g.reserve(1, 0).unwrap();
+        assert_eq!(
+            (a.granted_at(), b.granted_at(), c.granted_at()),
+            (0, NANOS_PER_SEC, 2 * NANOS_PER_SEC)
+        );
+    }
+
+    #[test]
+    fn refund_of_the_current_busy_period_is_exact() {
+        let mut g = gcra(10, NANOS_PER_SEC, 10);
+        let mut t = g.try_take(10, 0).unwrap();
+        assert_eq!(g.peek(0).remaining, 0);
+        g.adjust(&mut t, 4, 0);
+        assert_eq!(g.peek(0).remaining, 6);
+    }
+
+    #[test]
+    fn refund_of_a_drained_grant_gives_nothing_twice() {
+        // The regression from the design notes: refunding a grant whose units have already been
+        // replenished must not create capacity beyond the burst.
+        let mut g = gcra(10, 10 * NANOS_PER_SEC, 10); // one unit per second
+        let mut first = g.try_take(10, 0).unwrap();
+        let t12 = 12 * NANOS_PER_SEC;
+        g.try_take(10, t12).unwrap(); // bucket was full again at t = 10 s
+        g.adjust(&mut first, 5, t12);
+        assert_eq!(g.peek(t12).remaining, 0, "the refund must not add capacity");
+    }
+
+    #[test]
+    fn charge_goes_into_debt() {
+        let mut g = gcra(10, 10 * NANOS_PER_SEC, 10);
+        let mut t = g.try_take(5, 0).unwrap();
+        g.adjust(&mut t, 15, 0);
+        assert_eq!(g.peek(0).remaining, 0);
+        assert_eq!(g.earliest(1, 0).unwrap(), 6 * NANOS_PER_SEC);
+    }
+
+    #[test]
+    fn clock_going_backwards_grants_nothing_extra() {
+        let mut g = gcra(10, 10 * NANOS_PER_SEC, 10);
+        g.try_take(10, 100 * NANOS_PER_SEC).unwrap();
+        assert!(g.try_take(1, 0).is_err());
+        assert_eq!(g.peek(0).remaining, 0);
+        assert!(g.try_take(1, 101 * NANOS_PER_SEC).is_ok());
+    }
+
+    #[test]
+    fn lowering_the_rate_keeps_the_usage() {
+        let mut g = gcra(10, NANOS_PER_SEC, 10);
+        g.try_take(5, 0).unwrap();
+        g.set_quota(Quota::new(20, NANOS_PER_SEC).unwrap(), 0);
+        // 5 of the new burst of 20 are used: 15 remain, not a fresh 20.
+        assert_eq!(g.peek(0).remaining, 15);
+        g.set_quota(Quota::new(4, NANOS_PER_SEC).unwrap(), 0);
+        assert_eq!(g.peek(0).remaining, 0, "5 used of a burst of 4: none left");
+    }
+
+    #[test]
+    fn peek_reports_time_to_full() {
+        let mut g = gcra(60, NANOS_PER_MINUTE, 60);
+        g.try_take(30, 0).unwrap();
+        let s = g.peek(0);
+        assert_eq!((s.remaining, s.reset_after), (30, 30 * NANOS_PER_SEC));
+    }
+
+    #[test]
+    fn far_future_instants_saturate_without_panicking() {
+        let mut g = gcra(1, Nanos::MAX >> 8, 1);
+        g.try_take(1, Nanos::MAX).unwrap();
+        assert_eq!(g.earliest(1, Nanos::MAX).unwrap(), Nanos::MAX);
+        let _ = g.peek(0);
+    }
+}

@@ -1,0 +1,106 @@
+//! `Meter`: one enum over every time-based algorithm, so a policy can mix them without generics.
+
+use crate::algorithm::{
+    Algorithm, FixedWindow, Gcra, LeakyBucket, Quota, SlidingWindowCounter, SlidingWindowLog,
+    Status, Ticket,
+};
+use crate::error::TooLarge;
+use crate::time::Nanos;
+
+/// Which algorithm enforces a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum AlgorithmKind {
+    /// Continuous token bucket (GCRA): bursts up to the burst, refills smoothly. The default, and
+    /// how OpenAI and Anthropic describe their limits.
+    #[default]
+    Gcra,
+    /// Fixed spacing, no burst.
+    LeakyBucket,
+    /// Exact: never more than the limit in any window.
+    SlidingWindowLog,
+    /// Approximate sliding window in constant memory (bounded error, see its docs).
+    SlidingWindowCounter,
+    /// Aligned windows (up to twice the limit around a boundary).
+    FixedWindow,
+}
+
+impl AlgorithmKind {
+    /// Whether the algorithm has a burst capacity distinct from the amount.
+    #[must_use]
+    pub fn has_burst(self) -> bool {
+        matches!(self, Self::Gcra | Self::LeakyBucket)
+    }
+
+    /// The snake_case name used in configuration files and messages.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gcra => "gcra",
+            Self::LeakyBucket => "leaky_bucket",
+            Self::SlidingWindowLog => "sliding_window_log",
+            Self::SlidingWindowCounter => "sliding_window_counter",
+            Self::FixedWindow => "fixed_window",
+        }
+    }
+}
+
+/// An algorithm instance of any kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Meter {
+    Gcra(Gcra),
+    Leaky(LeakyBucket),
+    Log(SlidingWindowLog),
+    Counter(SlidingWindowCounter),
+    Fixed(FixedWindow),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $m:ident => $body:expr) => {
+        match $self {
+            Meter::Gcra($m) => $body,
+            Meter::Leaky($m) => $body,
+            Meter::Log($m) => $body,
+            Meter::Counter($m) => $body,
+            Meter::Fixed($m) => $body,
+        }
+    };
+}
+
+impl Meter {
+    pub(crate) fn new(kind: AlgorithmKind, quota: Quota) -> Self {
+        match kind {
+            AlgorithmKind::Gcra => Self::Gcra(Gcra::new(quota)),
+            AlgorithmKind::LeakyBucket => Self::Leaky(LeakyBucket::new(quota)),
+            AlgorithmKind::SlidingWindowLog => Self::Log(SlidingWindowLog::new(quota)),
+            AlgorithmKind::SlidingWindowCounter => Self::Counter(SlidingWindowCounter::new(quota)),
+            AlgorithmKind::FixedWindow => Self::Fixed(FixedWindow::new(quota)),
+        }
+    }
+}
+
+impl Algorithm for Meter {
+    fn quota(&self) -> Quota {
+        dispatch!(self, m => m.quota())
+    }
+    fn max_cost(&self) -> u64 {
+        dispatch!(self, m => m.max_cost())
+    }
+    #[inline]
+    fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge> {
+        dispatch!(self, m => m.earliest(n, now))
+    }
+    #[inline]
+    fn record(&mut self, n: u64, at: Nanos) -> Ticket {
+        dispatch!(self, m => m.record(n, at))
+    }
+    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos) {
+        dispatch!(self, m => m.adjust(ticket, actual, now));
+    }
+    fn peek(&self, now: Nanos) -> Status {
+        dispatch!(self, m => m.peek(now))
+    }
+    fn set_quota(&mut self, quota: Quota, now: Nanos) {
+        dispatch!(self, m => m.set_quota(quota, now));
+    }
+}

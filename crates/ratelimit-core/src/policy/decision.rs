@@ -1,0 +1,167 @@
+//! The one flat decision type: allowed, retry-after, reset-after and every dimension's state.
+
+use core::time::Duration;
+
+use super::MAX_LIMITS;
+use super::limit::{LimitId, Resource};
+use crate::algorithm::Status;
+use crate::error::TooLarge;
+use crate::time::{Nanos, millis_ceil, secs_ceil};
+
+/// Which dimension held a request back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitedBy {
+    /// A rate limit (the one whose wait is longest).
+    Limit(LimitId),
+    /// The concurrency limit: all slots in use.
+    Concurrency,
+}
+
+/// One rate limit's state inside a [`Decision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitState {
+    /// Which limit.
+    pub id: LimitId,
+    /// What it counts.
+    pub resource: Resource,
+    /// Its window in nanoseconds.
+    pub window: Nanos,
+    /// Limit, capacity, remaining and reset-after.
+    pub status: Status,
+}
+
+const EMPTY_STATE: LimitState = LimitState {
+    id: LimitId(0),
+    resource: Resource::Requests,
+    window: 0,
+    status: Status {
+        limit: 0,
+        capacity: 0,
+        remaining: 0,
+        reset_after: 0,
+    },
+};
+
+/// Everything a caller needs to answer or pace a request, in one flat value.
+///
+/// `retry_after` is exact to the nanosecond; the `*_ceil` conversions round up, so a caller who
+/// waits what they say is admitted (unless someone else takes the capacity first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request fits now.
+    pub allowed: bool,
+    /// Nanoseconds until every rate limit admits the request (0 when allowed, or when only the
+    /// concurrency limit holds it back: then only a release helps).
+    pub retry_after: Nanos,
+    /// Nanoseconds until every dimension is fully replenished.
+    pub reset_after: Nanos,
+    /// The dimension that holds the request back, if any.
+    pub limited_by: Option<LimitedBy>,
+    /// The concurrency limit's state, if the policy has one.
+    pub concurrency: Option<Status>,
+    limits: [LimitState; MAX_LIMITS],
+    len: u8,
+}
+
+impl Decision {
+    pub(crate) fn new(
+        now_allowed: bool,
+        retry_after: Nanos,
+        limited_by: Option<LimitedBy>,
+    ) -> Self {
+        Self {
+            allowed: now_allowed,
+            retry_after,
+            reset_after: 0,
+            limited_by,
+            concurrency: None,
+            limits: [EMPTY_STATE; MAX_LIMITS],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, state: LimitState) {
+        self.reset_after = self.reset_after.max(state.status.reset_after);
+        self.limits[usize::from(self.len)] = state;
+        self.len += 1;
+    }
+
+    /// Every rate limit's state, in the policy's order.
+    #[must_use]
+    pub fn limits(&self) -> &[LimitState] {
+        &self.limits[..usize::from(self.len)]
+    }
+
+    /// Remaining units of one limit.
+    #[must_use]
+    pub fn remaining(&self, id: LimitId) -> Option<u64> {
+        self.limits().get(id.index()).map(|s| s.status.remaining)
+    }
+
+    /// The state of the first limit on `resource` (the shortest window, if the policy lists them in
+    /// that order), for headers such as `x-ratelimit-remaining-tokens`.
+    #[must_use]
+    pub fn first_of(&self, resource: Resource) -> Option<&LimitState> {
+        self.limits()
+            .iter()
+            .filter(|s| s.resource == resource)
+            .min_by_key(|s| s.window)
+    }
+
+    /// `retry_after` as a [`Duration`] (exact).
+    #[must_use]
+    pub fn retry_after_duration(&self) -> Duration {
+        Duration::from_nanos(self.retry_after)
+    }
+
+    /// `retry_after` in whole seconds, rounded up (for HTTP `Retry-After`).
+    #[must_use]
+    pub fn retry_after_secs_ceil(&self) -> u64 {
+        secs_ceil(self.retry_after)
+    }
+
+    /// `retry_after` in whole milliseconds, rounded up (for `retry-after-ms`).
+    #[must_use]
+    pub fn retry_after_millis_ceil(&self) -> u64 {
+        millis_ceil(self.retry_after)
+    }
+}
+
+/// Why [`Policy::try_acquire`](crate::Policy::try_acquire) granted nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// A rate limit says not yet; the decision says for how long.
+    #[error("rate limited: retry after {} ns", .0.retry_after)]
+    RateLimited(Decision),
+    /// Every concurrency slot is in use; retry when one is released.
+    #[error("all concurrency slots are in use")]
+    ConcurrencyFull(Decision),
+    /// The request can never fit: refused for good.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+}
+
+impl Rejection {
+    /// The decision, unless the request was too large.
+    #[must_use]
+    pub fn decision(&self) -> Option<&Decision> {
+        match self {
+            Self::RateLimited(d) | Self::ConcurrencyFull(d) => Some(d),
+            Self::TooLarge(_) => None,
+        }
+    }
+}
+
+/// Why [`Policy::start`](crate::Policy::start) could not start a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The reservation's instant has not come yet.
+    #[error("reservation is not ready for another {retry_after} ns")]
+    NotYet {
+        /// Nanoseconds until it is.
+        retry_after: Nanos,
+    },
+    /// Every concurrency slot is in use.
+    #[error("all concurrency slots are in use")]
+    ConcurrencyFull,
+}

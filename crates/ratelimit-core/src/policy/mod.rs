@@ -1,0 +1,376 @@
+//! The LLM policy: several limits on requests and tokens, plus concurrency, granted all together or
+//! not at all.
+//!
+//! A request's [`Cost`] is spread over every limit according to what the limit counts (see
+//! [`Resource`]). The policy finds the earliest instant at which *every* limit admits the request
+//! and records it in all of them at that same instant, so capacity is never held in one limit while
+//! waiting on another. Grants are made in non-decreasing time order across the whole policy, which
+//! makes reservations first-come-first-served.
+//!
+//! The concurrency limit is claimed when a request starts (immediately for
+//! [`try_acquire`](Policy::try_acquire), by [`start`](Policy::start) for a reservation) and held until
+//! [`release`](Policy::release).
+
+mod builder;
+mod cost;
+mod decision;
+mod limit;
+
+pub use builder::PolicyBuilder;
+pub use cost::{Cost, Reservation};
+pub use decision::{Decision, LimitState, LimitedBy, Rejection, StartError};
+pub use limit::{Limit, LimitId, Resource};
+
+use crate::algorithm::{Algorithm, Concurrency, Quota, Ticket};
+use crate::error::{ConfigError, LimitName, TooLarge};
+use crate::meter::Meter;
+use crate::time::Nanos;
+
+/// The most rate limits one policy holds (RPM, RPD, TPM, TPD, ITPM, OTPM and two more).
+pub const MAX_LIMITS: usize = 8;
+
+const NO_TICKET: Ticket = Ticket {
+    amount: 0,
+    at: 0,
+    mark: 0,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Dim {
+    field: String,
+    limit: Limit,
+    meter: Meter,
+}
+
+/// A set of limits checked together for each request. Pure state: the caller supplies `now`.
+///
+/// ```
+/// use ratelimit_core::{Cost, Policy, Rejection};
+/// use ratelimit_core::time::NANOS_PER_SEC;
+///
+/// let mut policy = Policy::builder()
+///     .requests_per_minute(60)
+///     .tokens_per_minute(10_000)
+///     .build()?;
+///
+/// // 6,000 prompt tokens + 4,000 max_tokens: the whole minute's token budget.
+/// let mut grant = policy.try_acquire(&Cost::request(6_000, 4_000), 0).unwrap();
+/// let Err(Rejection::RateLimited(d)) = policy.try_acquire(&Cost::request(100, 100), 0) else {
+///     panic!("tokens are exhausted");
+/// };
+/// assert_eq!(d.retry_after, 1_200_000_000); // 200 tokens refill in 1.2 s
+///
+/// // The answer used only 1,000 output tokens: 3,000 come back at once.
+/// policy.adjust(&mut grant, &Cost::request(6_000, 1_000), 0);
+/// assert!(policy.try_acquire(&Cost::request(100, 100), 0).is_ok());
+/// # Ok::<(), ratelimit_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    dims: Vec<Dim>,
+    concurrency: Option<Concurrency>,
+    burndown_milli: u64,
+    burst_multiplier: f64,
+    /// The latest grant instant: nothing is granted before it.
+    horizon: Nanos,
+}
+
+impl Policy {
+    /// Units of `cost` that count against limits on `resource`.
+    #[must_use]
+    pub fn amount(&self, resource: Resource, cost: &Cost) -> u64 {
+        match resource {
+            Resource::Requests => cost.requests,
+            Resource::InputTokens => cost.input_tokens,
+            Resource::OutputTokens => cost.output_tokens,
+            Resource::Tokens => {
+                let weighted = u128::from(cost.output_tokens) * u128::from(self.burndown_milli);
+                let weighted = u64::try_from(weighted.div_ceil(1000)).unwrap_or(u64::MAX);
+                cost.input_tokens.saturating_add(weighted)
+            }
+        }
+    }
+
+    /// The configured limits with their ids, in order.
+    pub fn limits(&self) -> impl Iterator<Item = (LimitId, &Limit)> {
+        self.dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (LimitId(i as u8), &d.limit))
+    }
+
+    /// The concurrency limit's state, if there is one.
+    #[must_use]
+    pub fn concurrency(&self) -> Option<&Concurrency> {
+        self.concurrency.as_ref()
+    }
+
+    fn too_large(dim: &Dim, mut err: TooLarge) -> TooLarge {
+        err.unit = dim.limit.resource.unit();
+        err.limit = LimitName {
+            resource: dim.limit.resource.unit(),
+            window: dim.limit.window,
+        };
+        err
+    }
+
+    /// The earliest instant, not before `from`, at which every rate limit admits `cost`, and the
+    /// limit that pushed it furthest.
+    fn earliest(&self, cost: &Cost, from: Nanos) -> Result<(Nanos, Option<LimitId>), TooLarge> {
+        let mut t = from;
+        let mut limiting = None;
+        let mut too_large = None;
+        for (i, dim) in self.dims.iter().enumerate() {
+            let n = self.amount(dim.limit.resource, cost);
+            match dim.meter.earliest(n, t) {
+                Ok(at) if at > t => {
+                    t = at;
+                    limiting = Some(LimitId(i as u8));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    too_large.get_or_insert(Self::too_large(dim, e));
+                }
+            }
+        }
+        if let Some(c) = &self.concurrency {
+            if let Err(e) = c.fits(cost.requests) {
+                too_large.get_or_insert(e);
+            }
+        }
+        match too_large {
+            Some(e) => Err(e),
+            None => Ok((t, limiting)),
+        }
+    }
+
+    fn record(&mut self, cost: &Cost, at: Nanos) -> Reservation {
+        let mut tickets = [NO_TICKET; MAX_LIMITS];
+        for i in 0..self.dims.len() {
+            let n = self.amount(self.dims[i].limit.resource, cost);
+            tickets[i] = self.dims[i].meter.record(n, at);
+        }
+        self.horizon = self.horizon.max(at);
+        Reservation {
+            at,
+            cost: *cost,
+            tickets,
+            slots: 0,
+        }
+    }
+
+    /// Grants `cost` now in every dimension, concurrency included, or grants nothing.
+    ///
+    /// # Errors
+    /// [`Rejection::RateLimited`] with the exact wait, [`Rejection::ConcurrencyFull`], or
+    /// [`Rejection::TooLarge`] when some limit can never admit the request.
+    pub fn try_acquire(&mut self, cost: &Cost, now: Nanos) -> Result<Reservation, Rejection> {
+        let (t, limiting) = self.earliest(cost, now.max(self.horizon))?;
+        if t > now {
+            let limited_by = limiting.map(LimitedBy::Limit);
+            return Err(Rejection::RateLimited(
+                self.decision(cost, now, t, limited_by),
+            ));
+        }
+        if let Some(c) = &mut self.concurrency {
+            if c.try_take(cost.requests).is_err() {
+                let d = self.decision(cost, now, now, Some(LimitedBy::Concurrency));
+                return Err(Rejection::ConcurrencyFull(d));
+            }
+        }
+        let mut reservation = self.record(cost, now);
+        if self.concurrency.is_some() {
+            reservation.slots = cost.requests.max(1);
+            // try_take above took `requests`; a zero-request cost still holds one slot.
+            if cost.requests == 0 {
+                if let Some(c) = &mut self.concurrency {
+                    let _ = c.try_take(1);
+                }
+            }
+        }
+        Ok(reservation)
+    }
+
+    /// Reserves `cost` in every rate limit at the earliest instant they all admit it (possibly
+    /// `now`); the request may go at [`Reservation::ready_at`], after [`start`](Self::start) claims
+    /// its concurrency slot. Later reservations are placed after this one (first come, first served).
+    ///
+    /// # Errors
+    /// [`TooLarge`] when some limit can never admit the request; nothing is reserved then.
+    pub fn reserve(&mut self, cost: &Cost, now: Nanos) -> Result<Reservation, TooLarge> {
+        let (t, _) = self.earliest(cost, now.max(self.horizon))?;
+        Ok(self.record(cost, t))
+    }
+
+    /// Starts a reservation at `now`: claims its concurrency slot (a no-op without a concurrency
+    /// limit). Idempotent.
+    ///
+    /// # Errors
+    /// [`StartError::NotYet`] before the reservation's instant, [`StartError::ConcurrencyFull`] when
+    /// no slot is free; nothing changes then. A caller that has to wait for a slot may
+    /// [`cancel`](Self::cancel) the reservation meanwhile, so as not to hold rate capacity idle.
+    pub fn start(&mut self, reservation: &mut Reservation, now: Nanos) -> Result<(), StartError> {
+        if now < reservation.at {
+            return Err(StartError::NotYet {
+                retry_after: reservation.at - now,
+            });
+        }
+        if reservation.slots > 0 {
+            return Ok(());
+        }
+        if let Some(c) = &mut self.concurrency {
+            let slots = reservation.cost.requests.max(1);
+            c.try_take(slots).map_err(|_| StartError::ConcurrencyFull)?;
+            reservation.slots = slots;
+        }
+        Ok(())
+    }
+
+    /// Replaces the reservation's cost with `actual` in every limit (refund or charge), combined
+    /// tokens included. Usage whose window has passed no longer counts and is left alone.
+    pub fn adjust(&mut self, reservation: &mut Reservation, actual: &Cost, now: Nanos) {
+        for i in 0..self.dims.len() {
+            let n = self.amount(self.dims[i].limit.resource, actual);
+            self.dims[i]
+                .meter
+                .adjust(&mut reservation.tickets[i], n, now);
+        }
+        reservation.cost = *actual;
+    }
+
+    /// The request is finished: frees its concurrency slot. Its rate usage stays counted.
+    pub fn release(&mut self, reservation: Reservation) {
+        if let Some(c) = &mut self.concurrency {
+            c.release(reservation.slots);
+        }
+    }
+
+    /// The request never happened: gives back everything it holds, rate and concurrency.
+    pub fn cancel(&mut self, mut reservation: Reservation, now: Nanos) {
+        self.adjust(&mut reservation, &Cost::NONE, now);
+        self.release(reservation);
+    }
+
+    /// Whether `cost` would be granted at `now`, and every dimension's state. Changes nothing.
+    #[must_use]
+    pub fn check(&self, cost: &Cost, now: Nanos) -> Decision {
+        match self.earliest(cost, now.max(self.horizon)) {
+            Ok((t, limiting)) => {
+                let mut limited_by = if t > now {
+                    limiting.map(LimitedBy::Limit)
+                } else {
+                    None
+                };
+                if t <= now {
+                    if let Some(c) = &self.concurrency {
+                        if !c.fits(cost.requests).unwrap_or(false) {
+                            limited_by = Some(LimitedBy::Concurrency);
+                        }
+                    }
+                }
+                self.decision(cost, now, t, limited_by)
+            }
+            Err(_) => {
+                let mut d = self.decision(cost, now, now, None);
+                d.allowed = false;
+                d
+            }
+        }
+    }
+
+    /// Every dimension's state at `now`.
+    #[must_use]
+    pub fn status(&self, now: Nanos) -> Decision {
+        self.check(&Cost::NONE, now)
+    }
+
+    fn decision(
+        &self,
+        _cost: &Cost,
+        now: Nanos,
+        at: Nanos,
+        limited_by: Option<LimitedBy>,
+    ) -> Decision {
+        let allowed = limited_by.is_none() && at <= now;
+        let mut d = Decision::new(allowed, at.saturating_sub(now), limited_by);
+        for (i, dim) in self.dims.iter().enumerate() {
+            d.push(LimitState {
+                id: LimitId(i as u8),
+                resource: dim.limit.resource,
+                window: dim.limit.window,
+                status: dim.meter.peek(now),
+            });
+        }
+        d.concurrency = self.concurrency.as_ref().map(Concurrency::peek);
+        d
+    }
+
+    /// Changes one limit's amount at runtime. The burst scales with it (an explicit burst keeps its
+    /// ratio to the amount); usage already recorded keeps counting, so no fresh burst is granted.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the amount is invalid or breaks the policy's consistency; nothing
+    /// changes then.
+    pub fn set_amount(&mut self, id: LimitId, amount: u64, now: Nanos) -> Result<(), ConfigError> {
+        let Some(dim) = self.dims.get(id.index()) else {
+            return Err(ConfigError::OutOfRange {
+                field: "limit id".into(),
+                value: id.index().to_string(),
+                expected: "an id returned by this policy",
+            });
+        };
+        let mut limit = dim.limit;
+        if let Some(burst) = limit.burst {
+            let ratio = burst as f64 / limit.amount as f64;
+            limit.burst = Some(((amount as f64 * ratio).floor() as u64).max(1));
+        }
+        limit.amount = amount;
+        self.set_limit(id, limit, now)
+    }
+
+    /// Replaces one limit's settings at runtime (same resource; any amount, window, burst; same
+    /// algorithm). Usage already recorded keeps counting against the new settings.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the new limit is invalid, changes resource or algorithm, or breaks the
+    /// policy's consistency; nothing changes then.
+    pub fn set_limit(&mut self, id: LimitId, limit: Limit, now: Nanos) -> Result<(), ConfigError> {
+        let i = id.index();
+        let Some(dim) = self.dims.get(i) else {
+            return Err(ConfigError::OutOfRange {
+                field: "limit id".into(),
+                value: i.to_string(),
+                expected: "an id returned by this policy",
+            });
+        };
+        let field = dim.field.clone();
+        if limit.resource != dim.limit.resource || limit.algorithm != dim.limit.algorithm {
+            return Err(ConfigError::Inconsistent {
+                field,
+                reason: "a runtime change keeps the limit's resource and algorithm".into(),
+            });
+        }
+        let quota: Quota = builder::validate(&field, &limit, self.burst_multiplier)?;
+        let mut candidate = self.dims.clone();
+        candidate[i].limit = limit;
+        builder::check_consistency_pub(&candidate)?;
+        let dim = &mut self.dims[i];
+        dim.limit = limit;
+        dim.meter.set_quota(quota, now);
+        Ok(())
+    }
+
+    /// Changes the concurrency limit at runtime (requests in flight keep their slots).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when `max` is invalid or the policy has no concurrency limit.
+    pub fn set_concurrency(&mut self, max: u64) -> Result<(), ConfigError> {
+        match &mut self.concurrency {
+            Some(c) => c.set_max(max),
+            None => Err(ConfigError::Inconsistent {
+                field: "concurrency".into(),
+                reason: "this policy was built without a concurrency limit".into(),
+            }),
+        }
+    }
+}
