@@ -127,27 +127,33 @@ impl Decision {
     }
 }
 
-/// Why [`Policy::try_acquire`](crate::Policy::try_acquire) granted nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why [`Policy::try_acquire`](crate::Policy::try_acquire) granted nothing. Small and cheap; for
+/// every dimension's numbers (for headers), ask [`Policy::check`](crate::Policy::check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
-    /// A rate limit says not yet; the decision says for how long.
-    #[error("rate limited: retry after {} ns", .0.retry_after)]
-    RateLimited(Decision),
+    /// A rate limit says not yet: the request fits in exactly `retry_after` nanoseconds.
+    #[error("rate limited: retry after {retry_after} ns")]
+    RateLimited {
+        /// Nanoseconds until every rate limit admits the request (exact).
+        retry_after: Nanos,
+        /// The limit whose wait is longest.
+        limited_by: LimitId,
+    },
     /// Every concurrency slot is in use; retry when one is released.
     #[error("all concurrency slots are in use")]
-    ConcurrencyFull(Decision),
+    ConcurrencyFull,
     /// The request can never fit: refused for good.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
 }
 
 impl Rejection {
-    /// The decision, unless the request was too large.
+    /// The exact wait for a rate-limited request; `None` otherwise.
     #[must_use]
-    pub fn decision(&self) -> Option<&Decision> {
+    pub fn retry_after(&self) -> Option<Nanos> {
         match self {
-            Self::RateLimited(d) | Self::ConcurrencyFull(d) => Some(d),
-            Self::TooLarge(_) => None,
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }

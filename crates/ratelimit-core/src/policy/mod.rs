@@ -42,6 +42,26 @@ struct Dim {
     meter: Meter,
 }
 
+/// Units of `cost` counted by a limit on `resource`, output tokens weighted by the burndown rate
+/// (in thousandths) in the combined token limits, rounded up.
+#[inline]
+fn amount(burndown_milli: u64, resource: Resource, cost: &Cost) -> u64 {
+    match resource {
+        Resource::Requests => cost.requests,
+        Resource::InputTokens => cost.input_tokens,
+        Resource::OutputTokens => cost.output_tokens,
+        Resource::Tokens => {
+            let weighted = if burndown_milli == 1000 {
+                cost.output_tokens
+            } else {
+                let w = u128::from(cost.output_tokens) * u128::from(burndown_milli);
+                u64::try_from(w.div_ceil(1000)).unwrap_or(u64::MAX)
+            };
+            cost.input_tokens.saturating_add(weighted)
+        }
+    }
+}
+
 /// A set of limits checked together for each request. Pure state: the caller supplies `now`.
 ///
 /// ```
@@ -55,10 +75,12 @@ struct Dim {
 ///
 /// // 6,000 prompt tokens + 4,000 max_tokens: the whole minute's token budget.
 /// let mut grant = policy.try_acquire(&Cost::request(6_000, 4_000), 0).unwrap();
-/// let Err(Rejection::RateLimited(d)) = policy.try_acquire(&Cost::request(100, 100), 0) else {
+/// let Err(Rejection::RateLimited { retry_after, .. }) =
+///     policy.try_acquire(&Cost::request(100, 100), 0)
+/// else {
 ///     panic!("tokens are exhausted");
 /// };
-/// assert_eq!(d.retry_after, 1_200_000_000); // 200 tokens refill in 1.2 s
+/// assert_eq!(retry_after, 1_200_000_000); // 200 tokens refill in 1.2 s
 ///
 /// // The answer used only 1,000 output tokens: 3,000 come back at once.
 /// policy.adjust(&mut grant, &Cost::request(6_000, 1_000), 0);
@@ -79,16 +101,7 @@ impl Policy {
     /// Units of `cost` that count against limits on `resource`.
     #[must_use]
     pub fn amount(&self, resource: Resource, cost: &Cost) -> u64 {
-        match resource {
-            Resource::Requests => cost.requests,
-            Resource::InputTokens => cost.input_tokens,
-            Resource::OutputTokens => cost.output_tokens,
-            Resource::Tokens => {
-                let weighted = u128::from(cost.output_tokens) * u128::from(self.burndown_milli);
-                let weighted = u64::try_from(weighted.div_ceil(1000)).unwrap_or(u64::MAX);
-                cost.input_tokens.saturating_add(weighted)
-            }
-        }
+        amount(self.burndown_milli, resource, cost)
     }
 
     /// The configured limits with their ids, in order.
@@ -146,9 +159,10 @@ impl Policy {
 
     fn record(&mut self, cost: &Cost, at: Nanos) -> Reservation {
         let mut tickets = [NO_TICKET; MAX_LIMITS];
-        for i in 0..self.dims.len() {
-            let n = self.amount(self.dims[i].limit.resource, cost);
-            tickets[i] = self.dims[i].meter.record(n, at);
+        let burndown = self.burndown_milli;
+        for (dim, ticket) in self.dims.iter_mut().zip(&mut tickets) {
+            let n = amount(burndown, dim.limit.resource, cost);
+            *ticket = dim.meter.record(n, at);
         }
         self.horizon = self.horizon.max(at);
         Reservation {
@@ -167,26 +181,18 @@ impl Policy {
     pub fn try_acquire(&mut self, cost: &Cost, now: Nanos) -> Result<Reservation, Rejection> {
         let (t, limiting) = self.earliest(cost, now.max(self.horizon))?;
         if t > now {
-            let limited_by = limiting.map(LimitedBy::Limit);
-            return Err(Rejection::RateLimited(
-                self.decision(cost, now, t, limited_by),
-            ));
+            return Err(Rejection::RateLimited {
+                retry_after: t - now,
+                limited_by: limiting.unwrap_or(LimitId(0)),
+            });
         }
+        let slots = cost.requests.max(1);
         if let Some(c) = &mut self.concurrency {
-            if c.try_take(cost.requests).is_err() {
-                let d = self.decision(cost, now, now, Some(LimitedBy::Concurrency));
-                return Err(Rejection::ConcurrencyFull(d));
-            }
+            c.try_take(slots).map_err(|_| Rejection::ConcurrencyFull)?;
         }
         let mut reservation = self.record(cost, now);
         if self.concurrency.is_some() {
-            reservation.slots = cost.requests.max(1);
-            // try_take above took `requests`; a zero-request cost still holds one slot.
-            if cost.requests == 0 {
-                if let Some(c) = &mut self.concurrency {
-                    let _ = c.try_take(1);
-                }
-            }
+            reservation.slots = slots;
         }
         Ok(reservation)
     }
@@ -268,10 +274,10 @@ impl Policy {
                         }
                     }
                 }
-                self.decision(cost, now, t, limited_by)
+                self.decision(now, t, limited_by)
             }
             Err(_) => {
-                let mut d = self.decision(cost, now, now, None);
+                let mut d = self.decision(now, now, None);
                 d.allowed = false;
                 d
             }
@@ -284,13 +290,7 @@ impl Policy {
         self.check(&Cost::NONE, now)
     }
 
-    fn decision(
-        &self,
-        _cost: &Cost,
-        now: Nanos,
-        at: Nanos,
-        limited_by: Option<LimitedBy>,
-    ) -> Decision {
+    fn decision(&self, now: Nanos, at: Nanos, limited_by: Option<LimitedBy>) -> Decision {
         let allowed = limited_by.is_none() && at <= now;
         let mut d = Decision::new(allowed, at.saturating_sub(now), limited_by);
         for (i, dim) in self.dims.iter().enumerate() {
