@@ -14,14 +14,18 @@ use super::{Algorithm, Status, Ticket};
 use crate::error::{LimitName, TooLarge};
 use crate::time::{Nanos, div_ceil_sat, div_floor_sat};
 
-/// The virtual schedule shared by [`Gcra`] and [`LeakyBucket`](super::LeakyBucket): a scaled TAT and
-/// the epoch of the current contiguous busy period (used to make refunds exact).
+/// The virtual schedule shared by [`Gcra`] and [`LeakyBucket`](super::LeakyBucket).
+///
+/// Besides the scaled TAT it keeps two numbers that make refunds safe: the running total of units
+/// ever recorded or charged, and the latest grant instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Schedule {
     /// Theoretical arrival time, in scaled units (`ns * amount`).
     pub(crate) tat: u128,
-    /// Incremented every time a grant finds the schedule idle (a gap opens in the busy period).
-    pub(crate) epoch: u64,
+    /// Units recorded or charged since creation (saturating; refunds do not lower it).
+    pub(crate) granted: u64,
+    /// The latest instant anything was recorded at.
+    pub(crate) latest: Nanos,
 }
 
 impl Schedule {
@@ -39,34 +43,40 @@ impl Schedule {
     }
 
     pub(crate) fn record(&mut self, n: u64, at: Nanos, quota: &Quota) -> Ticket {
-        let at_s = Self::scaled(at, quota);
-        if self.tat < at_s {
-            // Idle since the last grant: a new busy period starts here.
-            self.tat = at_s;
-            self.epoch = self.epoch.wrapping_add(1);
-        }
-        self.tat = self.tat.saturating_add(Self::cost(n, quota));
+        self.tat = self
+            .tat
+            .max(Self::scaled(at, quota))
+            .saturating_add(Self::cost(n, quota));
+        self.granted = self.granted.saturating_add(n);
+        self.latest = self.latest.max(at);
         Ticket {
             amount: n,
             at,
-            mark: self.epoch,
+            mark: self.granted,
         }
     }
 
-    /// Refunds are applied only to grants of the current busy period: there, the schedule is
-    /// contiguous, so removing `d` units moves the TAT back by exactly `d` intervals, which is what
-    /// the TAT would have been had the request cost `d` less. A grant from an earlier busy period has
-    /// already drained completely: refunding it would hand out capacity twice. Charges always push the
-    /// TAT forward (never less than the truth).
-    pub(crate) fn adjust(&mut self, ticket: &mut Ticket, actual: u64, quota: &Quota) {
+    /// Refund or charge a past grant.
+    ///
+    /// A charge pushes the TAT forward by the extra units: never less than the truth.
+    ///
+    /// A refund must not hand out capacity twice. Had the request cost `d` less from the start, the
+    /// TAT would be `max(tat - d, later)`, where `later` is the largest contribution of the grants
+    /// made after it, which the refund cannot shrink. We bound `later` from above by placing all of
+    /// them at the latest grant instant (work moved later only pushes a TAT further): `later <=
+    /// latest + units granted since the ticket`. So the refund is exact for the most recent grant,
+    /// and for older ones it frees only what later grants have not already built upon.
+    pub(crate) fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos, quota: &Quota) {
         if actual < ticket.amount {
-            if ticket.mark == self.epoch {
-                let refund = Self::cost(ticket.amount - actual, quota);
-                self.tat = self.tat.saturating_sub(refund);
-            }
+            let refund = Self::cost(ticket.amount - actual, quota);
+            let since = self.granted.saturating_sub(ticket.mark);
+            let floor =
+                Self::scaled(now.max(self.latest), quota).saturating_add(Self::cost(since, quota));
+            self.tat = self.tat.saturating_sub(refund).max(floor).min(self.tat);
         } else {
-            let charge = Self::cost(actual - ticket.amount, quota);
-            self.tat = self.tat.saturating_add(charge);
+            let extra = actual - ticket.amount;
+            self.tat = self.tat.saturating_add(Self::cost(extra, quota));
+            self.granted = self.granted.saturating_add(extra);
         }
         ticket.amount = actual;
     }
@@ -74,12 +84,6 @@ impl Schedule {
     /// Re-expresses the backlog (in units, exactly) under a new quota.
     pub(crate) fn rescale(&mut self, old: &Quota, new: &Quota, now: Nanos) {
         let backlog = self.backlog(now, old);
-        if backlog == 0 {
-            // Nothing outstanding: whatever comes next starts a new busy period.
-            self.tat = Self::scaled(now, new);
-            self.epoch = self.epoch.wrapping_add(1);
-            return;
-        }
         let (p_old, p_new) = (u128::from(old.window()), u128::from(new.window()));
         let (units, rest) = (backlog / p_old, backlog % p_old);
         let new_backlog = units
@@ -179,8 +183,8 @@ impl Algorithm for Gcra {
         self.schedule.record(n, at, &self.quota)
     }
 
-    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, _now: Nanos) {
-        self.schedule.adjust(ticket, actual, &self.quota);
+    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos) {
+        self.schedule.adjust(ticket, actual, now, &self.quota);
     }
 
     fn peek(&self, now: Nanos) -> Status {
@@ -273,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn refund_of_the_current_busy_period_is_exact() {
+    fn refund_of_the_latest_grant_is_exact() {
         let mut g = gcra(10, NANOS_PER_SEC, 10);
         let mut t = g.try_take(10, 0).unwrap();
         assert_eq!(g.peek(0).remaining, 0);
@@ -291,6 +295,19 @@ mod tests {
         g.try_take(10, t12).unwrap(); // bucket was full again at t = 10 s
         g.adjust(&mut first, 5, t12);
         assert_eq!(g.peek(t12).remaining, 0, "the refund must not add capacity");
+    }
+
+    #[test]
+    fn refund_cannot_undercut_a_later_grant() {
+        // A takes 10 at 0; B takes 1 at 8 (one unit per ns of scaled time here: 1 per second).
+        // Refunding 5 of A: had A cost 5, B would have found an idle bucket at 8 and the TAT would
+        // be 9 s, not 11 - 5 = 6 s.
+        let mut g = gcra(10, 10 * NANOS_PER_SEC, 10);
+        let mut a = g.try_take(10, 0).unwrap();
+        g.try_take(1, 8 * NANOS_PER_SEC).unwrap();
+        g.adjust(&mut a, 5, 8 * NANOS_PER_SEC);
+        assert_eq!(g.peek(8 * NANOS_PER_SEC).reset_after, NANOS_PER_SEC);
+        assert_eq!(g.peek(8 * NANOS_PER_SEC).remaining, 9);
     }
 
     #[test]

@@ -80,8 +80,8 @@ impl Algorithm for LeakyBucket {
         self.schedule.record(n, at, &self.quota)
     }
 
-    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, _now: Nanos) {
-        self.schedule.adjust(ticket, actual, &self.quota);
+    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos) {
+        self.schedule.adjust(ticket, actual, now, &self.quota);
     }
 
     fn peek(&self, now: Nanos) -> Status {
