@@ -97,6 +97,9 @@ impl Algorithm for Meter {
     fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos) {
         dispatch!(self, m => m.adjust(ticket, actual, now));
     }
+    fn give_back(&mut self, ticket: Ticket, now: Nanos) {
+        dispatch!(self, m => m.give_back(ticket, now));
+    }
     fn peek(&self, now: Nanos) -> Status {
         dispatch!(self, m => m.peek(now))
     }

@@ -87,6 +87,7 @@ impl Algorithm for FixedWindow {
     }
 
     fn record(&mut self, n: u64, at: Nanos) -> Ticket {
+        let prev = self.horizon;
         self.horizon = self.horizon.max(at);
         let index = window_index(self.horizon, self.quota.window());
         if index != self.index {
@@ -98,6 +99,8 @@ impl Algorithm for FixedWindow {
             amount: n,
             at: self.horizon,
             mark: index,
+            prev,
+            gap: 0,
         }
     }
 

@@ -42,17 +42,26 @@ impl Schedule {
         self.tat.saturating_sub(Self::scaled(now, quota))
     }
 
+    /// The instant decisions are made at: never before the latest grant, so a clock that steps
+    /// backwards sees the state as of the latest grant and is granted nothing extra.
+    pub(crate) fn effective(&self, now: Nanos) -> Nanos {
+        now.max(self.latest)
+    }
+
     pub(crate) fn record(&mut self, n: u64, at: Nanos, quota: &Quota) -> Ticket {
-        self.tat = self
-            .tat
-            .max(Self::scaled(at, quota))
-            .saturating_add(Self::cost(n, quota));
+        let at = self.effective(at);
+        let prev = self.latest;
+        let at_s = Self::scaled(at, quota);
+        let gap = u64::try_from(at_s.saturating_sub(self.tat)).unwrap_or(u64::MAX);
+        self.tat = self.tat.max(at_s).saturating_add(Self::cost(n, quota));
         self.granted = self.granted.saturating_add(n);
         self.latest = self.latest.max(at);
         Ticket {
             amount: n,
             at,
             mark: self.granted,
+            prev,
+            gap,
         }
     }
 
@@ -66,12 +75,11 @@ impl Schedule {
     /// them at the latest grant instant (work moved later only pushes a TAT further): `later <=
     /// latest + units granted since the ticket`. So the refund is exact for the most recent grant,
     /// and for older ones it frees only what later grants have not already built upon.
-    pub(crate) fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos, quota: &Quota) {
+    pub(crate) fn adjust(&mut self, ticket: &mut Ticket, actual: u64, quota: &Quota) {
         if actual < ticket.amount {
             let refund = Self::cost(ticket.amount - actual, quota);
             let since = self.granted.saturating_sub(ticket.mark);
-            let floor =
-                Self::scaled(now.max(self.latest), quota).saturating_add(Self::cost(since, quota));
+            let floor = Self::scaled(self.latest, quota).saturating_add(Self::cost(since, quota));
             self.tat = self.tat.saturating_sub(refund).max(floor).min(self.tat);
         } else {
             let extra = actual - ticket.amount;
@@ -79,6 +87,21 @@ impl Schedule {
             self.granted = self.granted.saturating_add(extra);
         }
         ticket.amount = actual;
+    }
+
+    /// Gives a ticket back. The most recent grant (nothing recorded or charged since) is undone:
+    /// the TAT goes back by its units and the latest instant to what it was. Older ones are refunds.
+    pub(crate) fn give_back(&mut self, mut ticket: Ticket, quota: &Quota) {
+        if ticket.mark == self.granted && ticket.at == self.latest {
+            self.tat = self
+                .tat
+                .saturating_sub(Self::cost(ticket.amount, quota))
+                .saturating_sub(u128::from(ticket.gap));
+            self.granted = self.granted.saturating_sub(ticket.amount);
+            self.latest = ticket.prev;
+        } else {
+            self.adjust(&mut ticket, 0, quota);
+        }
     }
 
     /// Re-expresses the backlog (in units, exactly) under a new quota.
@@ -164,7 +187,8 @@ impl Algorithm for Gcra {
             });
         }
         let q = &self.quota;
-        let now_s = Schedule::scaled(now, q);
+        let t = self.schedule.effective(now);
+        let now_s = Schedule::scaled(t, q);
         let cap = self.capacity();
         let pushed = self
             .schedule
@@ -172,7 +196,7 @@ impl Algorithm for Gcra {
             .max(now_s)
             .saturating_add(Schedule::cost(n, q));
         if pushed <= now_s.saturating_add(cap) {
-            return Ok(now);
+            return Ok(t);
         }
         // Fits at the first t with pushed <= t * amount + cap.
         Ok(div_ceil_sat(pushed - cap, u128::from(q.amount())))
@@ -183,15 +207,19 @@ impl Algorithm for Gcra {
         self.schedule.record(n, at, &self.quota)
     }
 
-    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos) {
-        self.schedule.adjust(ticket, actual, now, &self.quota);
+    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, _now: Nanos) {
+        self.schedule.adjust(ticket, actual, &self.quota);
+    }
+
+    fn give_back(&mut self, ticket: Ticket, _now: Nanos) {
+        self.schedule.give_back(ticket, &self.quota);
     }
 
     fn peek(&self, now: Nanos) -> Status {
         let q = &self.quota;
         let backlog = self.schedule.backlog(now, q);
         let cap = self.capacity();
-        let remaining = if backlog >= cap {
+        let remaining = if backlog >= cap || self.schedule.latest > now {
             0
         } else {
             div_floor_sat(cap - backlog, u128::from(q.window()))

@@ -67,25 +67,28 @@ impl Algorithm for LeakyBucket {
                 },
             });
         }
-        if self.schedule.tat <= Schedule::scaled(now, &self.quota) {
-            return Ok(now);
+        let t = self.schedule.effective(now);
+        if self.schedule.tat <= Schedule::scaled(t, &self.quota) {
+            return Ok(t);
         }
-        Ok(div_ceil_sat(
-            self.schedule.tat,
-            u128::from(self.quota.amount()),
-        ))
+        Ok(div_ceil_sat(self.schedule.tat, u128::from(self.quota.amount())).max(t))
     }
 
     fn record(&mut self, n: u64, at: Nanos) -> Ticket {
         self.schedule.record(n, at, &self.quota)
     }
 
-    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos) {
-        self.schedule.adjust(ticket, actual, now, &self.quota);
+    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, _now: Nanos) {
+        self.schedule.adjust(ticket, actual, &self.quota);
+    }
+
+    fn give_back(&mut self, ticket: Ticket, _now: Nanos) {
+        self.schedule.give_back(ticket, &self.quota);
     }
 
     fn peek(&self, now: Nanos) -> Status {
-        let idle = self.schedule.tat <= Schedule::scaled(now, &self.quota);
+        let idle =
+            self.schedule.tat <= Schedule::scaled(now, &self.quota) && self.schedule.latest <= now;
         Status {
             limit: self.quota.amount(),
             capacity: self.quota.burst(),

@@ -40,8 +40,13 @@ use crate::time::Nanos;
 pub struct Ticket {
     pub(crate) amount: u64,
     pub(crate) at: Nanos,
-    /// Algorithm-specific locator: GCRA chain epoch, log sequence number, or window index.
+    /// Algorithm-specific locator: units granted so far (GCRA), log sequence number, or window index.
     pub(crate) mark: u64,
+    /// The algorithm's latest grant instant before this grant, restored when it is given back.
+    pub(crate) prev: Nanos,
+    /// Bucket algorithms: how far the schedule was moved forward to reach the grant instant
+    /// (scaled units, saturating), so giving the grant back restores it exactly.
+    pub(crate) gap: u64,
 }
 
 impl Ticket {
@@ -144,7 +149,9 @@ pub trait Algorithm {
         Ok(self.record(n, at))
     }
 
-    /// Gives back everything `ticket` holds (the request never happened).
+    /// Gives back everything `ticket` holds: the request never happened. For the most recent grant
+    /// this restores the state exactly as it was before it; for older grants it is a refund to
+    /// zero.
     fn give_back(&mut self, mut ticket: Ticket, now: Nanos) {
         self.adjust(&mut ticket, 0, now);
     }

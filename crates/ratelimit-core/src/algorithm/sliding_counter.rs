@@ -143,6 +143,7 @@ impl Algorithm for SlidingWindowCounter {
     }
 
     fn record(&mut self, n: u64, at: Nanos) -> Ticket {
+        let prev = self.horizon;
         self.horizon = self.horizon.max(at);
         let k = window_index(self.horizon, self.quota.window());
         if k != self.index {
@@ -156,6 +157,8 @@ impl Algorithm for SlidingWindowCounter {
             amount: n,
             at: self.horizon,
             mark: k,
+            prev,
+            gap: 0,
         }
     }
 

@@ -112,6 +112,7 @@ impl SlidingWindowLog {
 
     fn push(&mut self, n: u64, at: Nanos) -> Ticket {
         self.expire(at);
+        let prev = self.horizon;
         self.horizon = self.horizon.max(at);
         let at = self.horizon;
         let seq = self.base_seq + self.entries.len() as u64;
@@ -121,6 +122,8 @@ impl SlidingWindowLog {
             amount: n,
             at,
             mark: seq,
+            prev,
+            gap: 0,
         }
     }
 }
@@ -166,11 +169,14 @@ impl Algorithm for SlidingWindowLog {
 
     fn record(&mut self, n: u64, at: Nanos) -> Ticket {
         if n == 0 {
+            let prev = self.horizon;
             self.horizon = self.horizon.max(at);
             return Ticket {
                 amount: 0,
                 at: self.horizon,
                 mark: NO_ENTRY,
+                prev,
+                gap: 0,
             };
         }
         self.push(n, at)
@@ -203,6 +209,18 @@ impl Algorithm for SlidingWindowLog {
             };
         }
         ticket.amount = actual;
+    }
+
+    fn give_back(&mut self, mut ticket: Ticket, now: Nanos) {
+        let last = (self.base_seq + self.entries.len() as u64).checked_sub(1);
+        if ticket.mark != NO_ENTRY && Some(ticket.mark) == last && ticket.at == self.horizon {
+            self.entries.pop_back();
+            self.horizon = ticket.prev;
+        } else if ticket.mark == NO_ENTRY && ticket.at == self.horizon {
+            self.horizon = ticket.prev.max(self.entries.back().map_or(0, |e| e.at));
+        } else {
+            self.adjust(&mut ticket, 0, now);
+        }
     }
 
     fn peek(&self, now: Nanos) -> Status {

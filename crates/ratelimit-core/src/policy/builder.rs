@@ -174,6 +174,7 @@ impl PolicyBuilder {
             burndown_milli,
             burst_multiplier: multiplier,
             horizon: 0,
+            seq: 0,
         })
     }
 }

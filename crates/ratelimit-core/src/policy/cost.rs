@@ -60,6 +60,8 @@ pub struct Reservation {
     pub(crate) cost: Cost,
     pub(crate) tickets: [Ticket; MAX_LIMITS],
     pub(crate) slots: u64,
+    pub(crate) seq: u64,
+    pub(crate) prev_horizon: Nanos,
 }
 
 impl Reservation {

@@ -33,6 +33,8 @@ const NO_TICKET: Ticket = Ticket {
     amount: 0,
     at: 0,
     mark: 0,
+    prev: 0,
+    gap: 0,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +97,8 @@ pub struct Policy {
     burst_multiplier: f64,
     /// The latest grant instant: nothing is granted before it.
     horizon: Nanos,
+    /// Reservations recorded so far (identifies the most recent one).
+    seq: u64,
 }
 
 impl Policy {
@@ -164,12 +168,16 @@ impl Policy {
             let n = amount(burndown, dim.limit.resource, cost);
             *ticket = dim.meter.record(n, at);
         }
+        let prev_horizon = self.horizon;
         self.horizon = self.horizon.max(at);
+        self.seq += 1;
         Reservation {
             at,
             cost: *cost,
             tickets,
             slots: 0,
+            seq: self.seq,
+            prev_horizon,
         }
     }
 
@@ -251,9 +259,18 @@ impl Policy {
         }
     }
 
-    /// The request never happened: gives back everything it holds, rate and concurrency.
-    pub fn cancel(&mut self, mut reservation: Reservation, now: Nanos) {
-        self.adjust(&mut reservation, &Cost::NONE, now);
+    /// The request never happened: gives back everything it holds, rate and concurrency. Cancelling
+    /// the most recent reservation restores the policy as it was before it (to the nanosecond),
+    /// so a dropped waiter at the back of the queue leaves no trace; an older one is refunded in
+    /// full, and the waiters queued behind it keep their places.
+    pub fn cancel(&mut self, reservation: Reservation, now: Nanos) {
+        for (dim, ticket) in self.dims.iter_mut().zip(reservation.tickets) {
+            dim.meter.give_back(ticket, now);
+        }
+        if reservation.seq == self.seq {
+            self.horizon = reservation.prev_horizon;
+            self.seq -= 1;
+        }
         self.release(reservation);
     }
 

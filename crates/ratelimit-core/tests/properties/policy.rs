@@ -1,0 +1,1 @@
+//! Policy properties (filled below).
