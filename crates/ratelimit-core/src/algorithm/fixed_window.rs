@@ -90,7 +90,10 @@ impl Algorithm for FixedWindow {
         let prev = self.horizon;
         self.horizon = self.horizon.max(at);
         let index = window_index(self.horizon, self.quota.window());
+        // `mark` keeps what a roll-over dropped (count + 1; 0 = no roll-over), to undo it.
+        let mut mark = 0;
         if index != self.index {
+            mark = self.count.saturating_add(1);
             self.index = index;
             self.count = 0;
         }
@@ -98,23 +101,36 @@ impl Algorithm for FixedWindow {
         Ticket {
             amount: n,
             at: self.horizon,
-            mark: index,
+            mark,
             prev,
             gap: 0,
         }
     }
 
-    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos) {
-        if ticket.mark == self.index {
+    fn adjust(&mut self, ticket: &mut Ticket, actual: u64, _now: Nanos) {
+        if window_index(ticket.at, self.quota.window()) == self.index {
             self.count = self
                 .count
                 .saturating_sub(ticket.amount)
                 .saturating_add(actual);
-        } else if actual > ticket.amount && ticket.mark > self.index {
-            // Unreachable in practice (tickets come from earlier windows); kept total for safety.
-            let _ = self.record(actual - ticket.amount, now);
         }
         ticket.amount = actual;
+    }
+
+    fn give_back(&mut self, mut ticket: Ticket, now: Nanos) {
+        let latest =
+            ticket.at == self.horizon && window_index(ticket.at, self.quota.window()) == self.index;
+        if latest && ticket.mark == 0 {
+            self.count = self.count.saturating_sub(ticket.amount);
+            self.horizon = ticket.prev;
+        } else if latest && self.count == ticket.amount {
+            // It opened this window and is all it holds: undo the roll-over.
+            self.count = ticket.mark - 1;
+            self.horizon = ticket.prev;
+            self.index = window_index(ticket.prev, self.quota.window());
+        } else {
+            self.adjust(&mut ticket, 0, now);
+        }
     }
 
     fn peek(&self, now: Nanos) -> Status {
@@ -137,11 +153,11 @@ impl Algorithm for FixedWindow {
         }
     }
 
-    fn set_quota(&mut self, quota: Quota, now: Nanos) {
+    fn set_quota(&mut self, quota: Quota, _now: Nanos) {
         if quota.window() != self.quota.window() {
-            // Re-align: usage of the current window carries over into the new one.
-            let used = self.count_at(now.max(self.horizon));
-            self.index = window_index(now.max(self.horizon), quota.window());
+            // Re-align on the latest grant: the current window's usage carries over.
+            let used = self.count_at(self.horizon);
+            self.index = window_index(self.horizon, quota.window());
             self.count = used;
         }
         self.quota = quota;

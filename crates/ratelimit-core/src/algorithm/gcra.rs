@@ -22,7 +22,7 @@ use crate::time::{Nanos, div_ceil_sat, div_floor_sat};
 pub(crate) struct Schedule {
     /// Theoretical arrival time, in scaled units (`ns * amount`).
     pub(crate) tat: u128,
-    /// Units recorded or charged since creation (saturating; refunds do not lower it).
+    /// Units recorded or charged since creation, less refunds of the most recent grant (saturating).
     pub(crate) granted: u64,
     /// The latest instant anything was recorded at.
     pub(crate) latest: Nanos,
@@ -77,8 +77,14 @@ impl Schedule {
     /// and for older ones it frees only what later grants have not already built upon.
     pub(crate) fn adjust(&mut self, ticket: &mut Ticket, actual: u64, quota: &Quota) {
         if actual < ticket.amount {
-            let refund = Self::cost(ticket.amount - actual, quota);
+            let units = ticket.amount - actual;
+            let refund = Self::cost(units, quota);
             let since = self.granted.saturating_sub(ticket.mark);
+            if since == 0 {
+                // The most recent grant: keep `granted` equal to its mark so it stays recognisable.
+                self.granted -= units.min(self.granted);
+                ticket.mark = self.granted;
+            }
             let floor = Self::scaled(self.latest, quota).saturating_add(Self::cost(since, quota));
             self.tat = self.tat.saturating_sub(refund).max(floor).min(self.tat);
         } else {

@@ -146,7 +146,11 @@ impl Algorithm for SlidingWindowCounter {
         let prev = self.horizon;
         self.horizon = self.horizon.max(at);
         let k = window_index(self.horizon, self.quota.window());
+        // `mark` and `gap` keep what a roll-over dropped (previous + 1, current; mark 0 = no
+        // roll-over), to undo it.
+        let (mut mark, mut gap) = (0, 0);
         if k != self.index {
+            (mark, gap) = (self.previous.saturating_add(1), self.current);
             let (previous, current) = self.counts_for(k);
             self.index = k;
             self.previous = previous;
@@ -156,16 +160,34 @@ impl Algorithm for SlidingWindowCounter {
         Ticket {
             amount: n,
             at: self.horizon,
-            mark: k,
+            mark,
             prev,
-            gap: 0,
+            gap,
+        }
+    }
+
+    fn give_back(&mut self, mut ticket: Ticket, now: Nanos) {
+        let latest =
+            ticket.at == self.horizon && window_index(ticket.at, self.quota.window()) == self.index;
+        if latest && ticket.mark == 0 {
+            self.current = self.current.saturating_sub(ticket.amount);
+            self.horizon = ticket.prev;
+        } else if latest && self.current == ticket.amount {
+            // It opened this window and is all it holds: undo the roll-over.
+            self.previous = ticket.mark - 1;
+            self.current = ticket.gap;
+            self.horizon = ticket.prev;
+            self.index = window_index(ticket.prev, self.quota.window());
+        } else {
+            self.adjust(&mut ticket, 0, now);
         }
     }
 
     fn adjust(&mut self, ticket: &mut Ticket, actual: u64, _now: Nanos) {
-        let slot = if ticket.mark == self.index {
+        let k = window_index(ticket.at, self.quota.window());
+        let slot = if k == self.index {
             Some(&mut self.current)
-        } else if ticket.mark.saturating_add(1) == self.index {
+        } else if k.saturating_add(1) == self.index {
             Some(&mut self.previous)
         } else {
             None
@@ -203,10 +225,11 @@ impl Algorithm for SlidingWindowCounter {
         }
     }
 
-    fn set_quota(&mut self, quota: Quota, now: Nanos) {
+    fn set_quota(&mut self, quota: Quota, _now: Nanos) {
         if quota.window() != self.quota.window() {
-            let used = self.estimate(now.max(self.horizon));
-            self.index = window_index(now.max(self.horizon), quota.window());
+            // Re-align on the latest grant: its estimate carries over as the current count.
+            let used = self.estimate(self.horizon);
+            self.index = window_index(self.horizon, quota.window());
             self.previous = 0;
             self.current = used;
         }

@@ -111,7 +111,9 @@ impl SlidingWindowLog {
     }
 
     fn push(&mut self, n: u64, at: Nanos) -> Ticket {
-        self.expire(at);
+        // Drop only what no decision can need again, even if this grant is given back (which
+        // restores the horizon to where it is now).
+        self.expire(self.horizon);
         let prev = self.horizon;
         self.horizon = self.horizon.max(at);
         let at = self.horizon;

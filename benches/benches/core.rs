@@ -1,0 +1,500 @@
+//! Criterion benchmarks of `ratelimit-core` decisions, measured side by side with governor 0.10.
+//!
+//! Convention read by `cargo xtask bench`: each criterion *group* compares implementations of one
+//! task; the function id `ours` is this project's implementation and every other function id in
+//! the group is a peer (`governor`, `governor_single`). Groups with only `ours` track our own
+//! algorithms over time.
+//!
+//! Clocks: ours takes `now` as an argument, so its "fake clock" is a plain `u64` advanced by a
+//! fixed step per decision. Governor reads its own `FakeRelativeClock` (an `Arc<AtomicU64>`),
+//! advanced by the same step with `clock.advance(..)` inside the timed closure. Each governor
+//! iteration therefore also pays one atomic compare-and-swap for the clock step; that is the cost
+//! of driving governor with a manual clock, and it is part of what `governor` measures here.
+//!
+//! Every scenario is checked before it is measured (`assert!` on a dry run), so a change that
+//! makes an "always allowed" group start denying (or the reverse) fails the bench instead of
+//! silently measuring something else.
+#![allow(missing_docs)]
+
+use core::num::NonZeroU32;
+use std::hint::black_box;
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
+};
+use governor::clock::{Clock as _, FakeRelativeClock};
+use governor::{Quota as GQuota, RateLimiter};
+use ratelimit_core::algorithm::{
+    Algorithm, FixedWindow, Gcra, LeakyBucket, Quota, SlidingWindowCounter, SlidingWindowLog,
+    TakeError,
+};
+use ratelimit_core::time::NANOS_PER_SEC;
+use ratelimit_core::{Cost, Nanos, Policy, Rejection};
+
+/// Single-dimension rate for the allowed groups: one unit per microsecond.
+const RATE_PER_SEC: u32 = 1_000_000;
+/// Clock step per decision for the allowed groups: exactly one emission interval, so a GCRA at
+/// `RATE_PER_SEC` admits every decision forever (both ours and governor's).
+const STEP_NS: u64 = NANOS_PER_SEC / RATE_PER_SEC as u64;
+/// Units per decision in `check_n_allowed`.
+const N: u32 = 10;
+
+/// Input and output tokens of one request in the policy groups (100 tokens per request).
+const INPUT_TOKENS: u64 = 80;
+const OUTPUT_TOKENS: u64 = 20;
+const TOKENS_PER_REQUEST: u32 = (INPUT_TOKENS + OUTPUT_TOKENS) as u32;
+
+/// Algorithm groups: 100 units per 100 us window (one per microsecond, `ALGO_INTERVAL`), decisions
+/// offered every 950 ns, so about 95% are allowed in steady state and the sliding log holds about
+/// 100 entries.
+const ALGO_AMOUNT: u64 = 100;
+const ALGO_WINDOW: Nanos = 100_000;
+const ALGO_INTERVAL: Nanos = ALGO_WINDOW / ALGO_AMOUNT;
+const ALGO_STEP: Nanos = 950;
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).expect("benchmark constants are non-zero")
+}
+
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+}
+
+fn governor_direct(
+    quota: GQuota,
+) -> (
+    RateLimiter<
+        governor::state::NotKeyed,
+        governor::state::InMemoryState,
+        FakeRelativeClock,
+        governor::middleware::NoOpMiddleware<governor::nanos::Nanos>,
+    >,
+    FakeRelativeClock,
+) {
+    let clock = FakeRelativeClock::default();
+    (RateLimiter::direct_with_clock(quota, clock.clone()), clock)
+}
+
+/// Our GCRA at `RATE_PER_SEC` with a burst of one second's worth.
+fn our_gcra() -> Gcra {
+    Gcra::new(Quota::per_second(u64::from(RATE_PER_SEC)).expect("valid quota"))
+}
+
+/// Task 1: one unit per decision, always allowed, the clock advancing one emission interval per
+/// decision.
+fn single_dim_allowed(c: &mut Criterion) {
+    let step = Duration::from_nanos(STEP_NS);
+
+    // Dry run: both must allow every decision at this rate and step.
+    {
+        let mut g = our_gcra();
+        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
+        let mut now = 0;
+        for _ in 0..100_000 {
+            now += STEP_NS;
+            clock.advance(step);
+            assert!(g.try_take(1, now).is_ok(), "ours must allow");
+            assert!(lim.check().is_ok(), "governor must allow");
+        }
+    }
+
+    let mut group = c.benchmark_group("single_dim_allowed_fake_clock");
+    configure(&mut group);
+    group.bench_function("ours", |b| {
+        let mut g = our_gcra();
+        let mut now: Nanos = 0;
+        b.iter(|| {
+            now += STEP_NS;
+            black_box(g.try_take(black_box(1), black_box(now)))
+        });
+    });
+    group.bench_function("governor", |b| {
+        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
+        b.iter(|| {
+            clock.advance(black_box(step));
+            black_box(lim.check())
+        });
+    });
+    group.finish();
+
+    // Same decision through `&self`: ours behind an uncontended mutex, as a limiter shared between
+    // threads must be; governor's limiter is already `&self` (an atomic compare-and-swap).
+    let mut group = c.benchmark_group("single_dim_allowed_shared");
+    configure(&mut group);
+    group.bench_function("ours", |b| {
+        let g = Mutex::new(our_gcra());
+        let mut now: Nanos = 0;
+        b.iter(|| {
+            now += STEP_NS;
+            let r = g
+                .lock()
+                .expect("never poisoned")
+                .try_take(black_box(1), black_box(now));
+            black_box(r)
+        });
+    });
+    group.bench_function("governor", |b| {
+        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
+        b.iter(|| {
+            clock.advance(black_box(step));
+            black_box(lim.check())
+        });
+    });
+    group.finish();
+}
+
+/// Task 2: both limiters exhausted, clock standing still: every decision is denied with its wait.
+fn single_dim_denied(c: &mut Criterion) {
+    const RATE: u32 = 1_000;
+    let exhausted_ours = || {
+        let mut g = Gcra::new(Quota::per_second(u64::from(RATE)).expect("valid quota"));
+        for _ in 0..RATE {
+            g.try_take(1, 0).expect("burst is RATE");
+        }
+        g
+    };
+    let exhausted_governor = || {
+        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE)));
+        for _ in 0..RATE {
+            lim.check().expect("burst is RATE");
+        }
+        (lim, clock)
+    };
+
+    // Dry run: both deny, with the same wait (one emission interval).
+    {
+        let mut g = exhausted_ours();
+        let (lim, clock) = exhausted_governor();
+        let Err(TakeError::Wait { retry_after }) = g.try_take(1, 0) else {
+            panic!("ours must deny")
+        };
+        let wait = lim
+            .check()
+            .expect_err("governor must deny")
+            .wait_time_from(clock.now());
+        assert_eq!(Duration::from_nanos(retry_after), wait);
+    }
+
+    let mut group = c.benchmark_group("single_dim_denied_fake_clock");
+    configure(&mut group);
+    group.bench_function("ours", |b| {
+        let mut g = exhausted_ours();
+        let now: Nanos = 0;
+        b.iter(|| {
+            let wait = match g.try_take(black_box(1), black_box(now)) {
+                Err(TakeError::Wait { retry_after }) => retry_after,
+                _ => 0,
+            };
+            black_box(wait)
+        });
+    });
+    group.bench_function("governor", |b| {
+        let (lim, clock) = exhausted_governor();
+        b.iter(|| {
+            let wait = match lim.check() {
+                Err(not_until) => not_until.wait_time_from(clock.now()),
+                Ok(()) => Duration::ZERO,
+            };
+            black_box(wait)
+        });
+    });
+    group.finish();
+}
+
+/// Task 3: `N` units per decision, always allowed.
+fn check_n_allowed(c: &mut Criterion) {
+    let step_ns = STEP_NS * u64::from(N);
+    let step = Duration::from_nanos(step_ns);
+    {
+        let mut g = our_gcra();
+        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
+        let mut now = 0;
+        for _ in 0..100_000 {
+            now += step_ns;
+            clock.advance(step);
+            assert!(g.try_take(u64::from(N), now).is_ok(), "ours must allow");
+            assert!(
+                matches!(lim.check_n(nz(N)), Ok(Ok(()))),
+                "governor must allow"
+            );
+        }
+    }
+
+    let mut group = c.benchmark_group("check_n_allowed");
+    configure(&mut group);
+    group.bench_function("ours", |b| {
+        let mut g = our_gcra();
+        let mut now: Nanos = 0;
+        b.iter(|| {
+            now += step_ns;
+            black_box(g.try_take(black_box(u64::from(N)), black_box(now)))
+        });
+    });
+    group.bench_function("governor", |b| {
+        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
+        let n = nz(N);
+        b.iter(|| {
+            clock.advance(black_box(step));
+            black_box(lim.check_n(black_box(n)))
+        });
+    });
+    group.finish();
+}
+
+/// Runs `alg` for `steps` decisions, one every `step` ns after `now`; returns the new `now` and
+/// how many were allowed.
+fn run_algo<A: Algorithm>(alg: &mut A, mut now: Nanos, step: Nanos, steps: u32) -> (Nanos, u32) {
+    let mut allowed = 0;
+    for _ in 0..steps {
+        now += step;
+        allowed += u32::from(alg.try_take(1, now).is_ok());
+    }
+    (now, allowed)
+}
+
+/// Task 4: one of our algorithms alone, in steady state, one decision every `step` ns.
+///
+/// `allowed_per_10k` is the checked share of allowed decisions in steady state.
+fn bench_algo<A: Algorithm + Clone>(
+    c: &mut Criterion,
+    group_name: &str,
+    fresh: A,
+    step: Nanos,
+    allowed_per_10k: RangeInclusive<u32>,
+) -> A {
+    // Reach steady state, then check the mix on a copy.
+    let mut alg = fresh;
+    let (now, _) = run_algo(&mut alg, 0, step, 10_000);
+    let (_, allowed) = run_algo(&mut alg.clone(), now, step, 10_000);
+    assert!(
+        allowed_per_10k.contains(&allowed),
+        "{group_name}: expected {allowed_per_10k:?} of 10000 decisions allowed, got {allowed}"
+    );
+
+    let mut group = c.benchmark_group(group_name);
+    configure(&mut group);
+    group.bench_function("ours", |b| {
+        let mut alg = alg.clone();
+        let mut now = now;
+        b.iter(|| {
+            now += step;
+            black_box(alg.try_take(black_box(1), black_box(now)))
+        });
+    });
+    group.finish();
+    alg
+}
+
+fn algorithms(c: &mut Criterion) {
+    let quota = Quota::new(ALGO_AMOUNT, ALGO_WINDOW).expect("valid quota");
+    // Offered 1/0.95 times the rate: about 95% allowed, the rest denied with a wait.
+    let mostly = 9_400..=9_600;
+    bench_algo(c, "algo_gcra", Gcra::new(quota), ALGO_STEP, mostly.clone());
+    // A leaky bucket has no burst: offered faster than its rate, it admits only one decision in
+    // two at this step. Offered exactly at its rate, it admits every one.
+    bench_algo(
+        c,
+        "algo_leaky_bucket",
+        LeakyBucket::new(quota),
+        ALGO_INTERVAL,
+        10_000..=10_000,
+    );
+    let log = bench_algo(
+        c,
+        "algo_sliding_window_log",
+        SlidingWindowLog::new(quota),
+        ALGO_STEP,
+        mostly.clone(),
+    );
+    // The log's cost depends on how many entries the window holds: about `ALGO_AMOUNT` here.
+    assert!(
+        (90..=100).contains(&log.len()),
+        "the sliding log should hold about {ALGO_AMOUNT} entries in steady state, holds {}",
+        log.len()
+    );
+    bench_algo(
+        c,
+        "algo_sliding_window_counter",
+        SlidingWindowCounter::new(quota),
+        ALGO_STEP,
+        mostly.clone(),
+    );
+    bench_algo(
+        c,
+        "algo_fixed_window",
+        FixedWindow::new(quota),
+        ALGO_STEP,
+        mostly,
+    );
+}
+
+/// RPM and TPM at `RATE_PER_SEC` requests (and 100 tokens per request) per second.
+fn our_policy(requests_per_sec: u64) -> Policy {
+    Policy::builder()
+        .requests_per_minute(requests_per_sec * 60)
+        .tokens_per_minute(requests_per_sec * 60 * u64::from(TOKENS_PER_REQUEST))
+        .build()
+        .expect("valid policy")
+}
+
+/// Task 5: the two-dimension RPM + TPM decision, always allowed.
+///
+/// Ours acquires a reservation and releases it at once: `Reservation` is `#[must_use]` (it holds
+/// concurrency slots when the policy has a concurrency limit), and `release` without one is a
+/// no-op apart from consuming the value, so the pair is what a caller does per request.
+///
+/// `governor` does the same job with two direct limiters (one per request, one per token):
+/// `check()` then `check_n(tokens)`. Unlike ours it is not all-or-nothing (a request unit is spent
+/// even when the token check fails). `governor_single` is one `check()`, the yardstick: the
+/// RPM + TPM decision should be within 1.5x of it.
+fn policy_rpm_tpm(c: &mut Criterion) {
+    let step = Duration::from_nanos(STEP_NS);
+    let cost = Cost::request(INPUT_TOKENS, OUTPUT_TOKENS);
+    let governor_pair = || {
+        let (requests, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
+        let tokens = RateLimiter::direct_with_clock(
+            GQuota::per_second(nz(RATE_PER_SEC * TOKENS_PER_REQUEST)),
+            clock.clone(),
+        );
+        (requests, tokens, clock)
+    };
+    {
+        let mut policy = our_policy(u64::from(RATE_PER_SEC));
+        let (requests, tokens, clock) = governor_pair();
+        let mut now = 0;
+        for _ in 0..100_000 {
+            now += STEP_NS;
+            clock.advance(step);
+            let r = policy.try_acquire(&cost, now).expect("ours must allow");
+            policy.release(r);
+            assert!(requests.check().is_ok(), "governor must allow requests");
+            assert!(
+                matches!(tokens.check_n(nz(TOKENS_PER_REQUEST)), Ok(Ok(()))),
+                "governor must allow tokens"
+            );
+        }
+    }
+
+    let mut group = c.benchmark_group("policy_rpm_tpm");
+    configure(&mut group);
+    group.bench_function("ours", |b| {
+        let mut policy = our_policy(u64::from(RATE_PER_SEC));
+        let mut now: Nanos = 0;
+        b.iter(|| {
+            now += STEP_NS;
+            match policy.try_acquire(black_box(&cost), black_box(now)) {
+                Ok(reservation) => {
+                    black_box(reservation.ready_at());
+                    policy.release(reservation);
+                }
+                Err(rejection) => {
+                    black_box(rejection);
+                }
+            }
+        });
+    });
+    group.bench_function("governor", |b| {
+        let (requests, tokens, clock) = governor_pair();
+        let n = nz(TOKENS_PER_REQUEST);
+        b.iter(|| {
+            clock.advance(black_box(step));
+            let allowed =
+                requests.check().is_ok() && matches!(tokens.check_n(black_box(n)), Ok(Ok(())));
+            black_box(allowed)
+        });
+    });
+    group.bench_function("governor_single", |b| {
+        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
+        b.iter(|| {
+            clock.advance(black_box(step));
+            black_box(lim.check())
+        });
+    });
+    group.finish();
+}
+
+/// Task 6: the RPM + TPM policy exhausted (a minute's burst of requests, and so of tokens, spent at
+/// `now = 0`), clock standing still: every decision is a cheap `Rejection::RateLimited` carrying
+/// the wait.
+///
+/// `governor` runs the same two-limiter code as in `policy_rpm_tpm`; its request limiter denies,
+/// so the token limiter is never consulted (and its wait is the request limiter's alone, whereas
+/// ours is the wait after which *every* limit admits the request).
+fn policy_denied_rpm_tpm(c: &mut Criterion) {
+    const REQUESTS_PER_SEC: u32 = 1_000;
+    let cost = Cost::request(INPUT_TOKENS, OUTPUT_TOKENS);
+    let exhausted_ours = || {
+        let mut policy = our_policy(u64::from(REQUESTS_PER_SEC));
+        // The request burst is one minute's worth.
+        for _ in 0..REQUESTS_PER_SEC * 60 {
+            let r = policy.try_acquire(&cost, 0).expect("within the burst");
+            policy.release(r);
+        }
+        policy
+    };
+    let exhausted_governor = || {
+        let (requests, clock) = governor_direct(GQuota::per_second(nz(REQUESTS_PER_SEC)));
+        let tokens = RateLimiter::direct_with_clock(
+            GQuota::per_second(nz(REQUESTS_PER_SEC * TOKENS_PER_REQUEST)),
+            clock.clone(),
+        );
+        for _ in 0..REQUESTS_PER_SEC {
+            requests.check().expect("within the burst");
+        }
+        (requests, tokens, clock)
+    };
+    {
+        let mut policy = exhausted_ours();
+        assert!(matches!(
+            policy.try_acquire(&cost, 0),
+            Err(Rejection::RateLimited { .. })
+        ));
+        let (requests, _, _) = exhausted_governor();
+        assert!(requests.check().is_err());
+    }
+
+    let mut group = c.benchmark_group("policy_denied_rpm_tpm");
+    configure(&mut group);
+    group.bench_function("ours", |b| {
+        let mut policy = exhausted_ours();
+        let now: Nanos = 0;
+        b.iter(
+            || match policy.try_acquire(black_box(&cost), black_box(now)) {
+                Ok(reservation) => policy.release(reservation),
+                Err(rejection) => {
+                    black_box(rejection.retry_after());
+                }
+            },
+        );
+    });
+    group.bench_function("governor", |b| {
+        let (requests, tokens, clock) = exhausted_governor();
+        let n = nz(TOKENS_PER_REQUEST);
+        b.iter(|| {
+            let wait = match requests.check() {
+                Err(not_until) => not_until.wait_time_from(clock.now()),
+                Ok(()) => match tokens.check_n(black_box(n)) {
+                    Ok(Err(not_until)) => not_until.wait_time_from(clock.now()),
+                    _ => Duration::ZERO,
+                },
+            };
+            black_box(wait)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    single_dim_allowed,
+    single_dim_denied,
+    check_n_allowed,
+    algorithms,
+    policy_rpm_tpm,
+    policy_denied_rpm_tpm
+);
+criterion_main!(benches);
