@@ -91,8 +91,8 @@ impl Algorithm for Meter {
         dispatch!(self, m => m.earliest(n, now))
     }
     #[inline]
-    fn record(&mut self, n: u64, at: Nanos) -> Ticket {
-        dispatch!(self, m => m.record(n, at))
+    fn record(&mut self, n: u64, at: Nanos, now: Nanos) -> Ticket {
+        dispatch!(self, m => m.record(n, at, now))
     }
     fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos) {
         dispatch!(self, m => m.adjust(ticket, actual, now));

@@ -86,7 +86,7 @@ impl Algorithm for FixedWindow {
         }
     }
 
-    fn record(&mut self, n: u64, at: Nanos) -> Ticket {
+    fn record(&mut self, n: u64, at: Nanos, _now: Nanos) -> Ticket {
         let prev = self.horizon;
         self.horizon = self.horizon.max(at);
         let index = window_index(self.horizon, self.quota.window());

@@ -209,7 +209,7 @@ impl Algorithm for Gcra {
     }
 
     #[inline]
-    fn record(&mut self, n: u64, at: Nanos) -> Ticket {
+    fn record(&mut self, n: u64, at: Nanos, _now: Nanos) -> Ticket {
         self.schedule.record(n, at, &self.quota)
     }
 

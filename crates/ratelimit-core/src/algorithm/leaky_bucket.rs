@@ -74,7 +74,7 @@ impl Algorithm for LeakyBucket {
         Ok(div_ceil_sat(self.schedule.tat, u128::from(self.quota.amount())).max(t))
     }
 
-    fn record(&mut self, n: u64, at: Nanos) -> Ticket {
+    fn record(&mut self, n: u64, at: Nanos, _now: Nanos) -> Ticket {
         self.schedule.record(n, at, &self.quota)
     }
 

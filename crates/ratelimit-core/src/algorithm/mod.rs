@@ -108,11 +108,11 @@ pub trait Algorithm {
     /// [`TooLarge`] if `n` exceeds [`max_cost`](Self::max_cost).
     fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge>;
 
-    /// Records `n` units as used at `at`, whether or not they fit (usage beyond the limit becomes a
-    /// debt that later requests wait out). Normal callers use [`try_take`](Self::try_take) or
-    /// [`reserve`](Self::reserve), which only record at an instant returned by
-    /// [`earliest`](Self::earliest).
-    fn record(&mut self, n: u64, at: Nanos) -> Ticket;
+    /// Records `n` units as used at `at` (decided at `now <= at`), whether or not they fit (usage
+    /// beyond the limit becomes a debt that later requests wait out). Normal callers use
+    /// [`try_take`](Self::try_take) or [`reserve`](Self::reserve), which only record at an instant
+    /// returned by [`earliest`](Self::earliest).
+    fn record(&mut self, n: u64, at: Nanos, now: Nanos) -> Ticket;
 
     /// Replaces what `ticket` holds with `actual` units: a refund when smaller, a charge when
     /// larger. Units whose window has already passed are not touched (they no longer count).
@@ -136,7 +136,7 @@ pub trait Algorithm {
                 retry_after: at - now,
             });
         }
-        Ok(self.record(n, now))
+        Ok(self.record(n, now, now))
     }
 
     /// Reserves `n` units for the earliest instant they fit; the ticket's
@@ -146,7 +146,7 @@ pub trait Algorithm {
     /// [`TooLarge`] if `n` can never fit.
     fn reserve(&mut self, n: u64, now: Nanos) -> Result<Ticket, TooLarge> {
         let at = self.earliest(n, now)?;
-        Ok(self.record(n, at))
+        Ok(self.record(n, at, now))
     }
 
     /// Gives back everything `ticket` holds: the request never happened. For the most recent grant

@@ -142,7 +142,7 @@ impl Algorithm for SlidingWindowCounter {
         Ok(next.saturating_add(1).saturating_mul(w))
     }
 
-    fn record(&mut self, n: u64, at: Nanos) -> Ticket {
+    fn record(&mut self, n: u64, at: Nanos, _now: Nanos) -> Ticket {
         let prev = self.horizon;
         self.horizon = self.horizon.max(at);
         let k = window_index(self.horizon, self.quota.window());

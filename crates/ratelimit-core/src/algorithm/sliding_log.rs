@@ -50,6 +50,9 @@ pub struct SlidingWindowLog {
     base_seq: u64,
     /// The latest grant instant: nothing is granted before it.
     horizon: Nanos,
+    /// The latest `now` observed. Time is taken never to run back past it, which is what lets the
+    /// log forget entries for good even when later grants are given back.
+    seen: Nanos,
 }
 
 impl SlidingWindowLog {
@@ -62,6 +65,7 @@ impl SlidingWindowLog {
             base_cum: 0,
             base_seq: 0,
             horizon: 0,
+            seen: 0,
         }
     }
 
@@ -110,10 +114,15 @@ impl SlidingWindowLog {
         }
     }
 
+    /// The instant a decision asked at `now` is made at.
+    fn effective(&self, now: Nanos) -> Nanos {
+        now.max(self.horizon).max(self.seen)
+    }
+
     fn push(&mut self, n: u64, at: Nanos) -> Ticket {
-        // Drop only what no decision can need again, even if this grant is given back (which
-        // restores the horizon to where it is now).
-        self.expire(self.horizon);
+        // Drop only what no decision can need again, even if later grants are given back (which
+        // restores the horizon, but never below what has been seen).
+        self.expire(self.seen);
         let prev = self.horizon;
         self.horizon = self.horizon.max(at);
         let at = self.horizon;
@@ -152,7 +161,7 @@ impl Algorithm for SlidingWindowLog {
                 },
             });
         }
-        let t0 = now.max(self.horizon);
+        let t0 = self.effective(now);
         let last = self.last_cum();
         if last - self.cum_before(self.first_live(t0)) + n <= limit {
             return Ok(t0);
@@ -169,7 +178,9 @@ impl Algorithm for SlidingWindowLog {
         Ok(leaves.max(t0))
     }
 
-    fn record(&mut self, n: u64, at: Nanos) -> Ticket {
+    fn record(&mut self, n: u64, at: Nanos, now: Nanos) -> Ticket {
+        self.seen = self.seen.max(now);
+        let at = at.max(self.seen);
         if n == 0 {
             let prev = self.horizon;
             self.horizon = self.horizon.max(at);
@@ -185,10 +196,11 @@ impl Algorithm for SlidingWindowLog {
     }
 
     fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos) {
+        self.seen = self.seen.max(now);
         if ticket.mark == NO_ENTRY {
             if actual > 0 {
                 // Nothing was recorded: the whole usage is a new charge, recorded now.
-                *ticket = self.push(actual, now);
+                *ticket = self.push(actual, self.effective(now));
             }
             return;
         }
@@ -214,6 +226,7 @@ impl Algorithm for SlidingWindowLog {
     }
 
     fn give_back(&mut self, mut ticket: Ticket, now: Nanos) {
+        self.seen = self.seen.max(now);
         let last = (self.base_seq + self.entries.len() as u64).checked_sub(1);
         if ticket.mark != NO_ENTRY && Some(ticket.mark) == last && ticket.at == self.horizon {
             self.entries.pop_back();
@@ -227,13 +240,14 @@ impl Algorithm for SlidingWindowLog {
 
     fn peek(&self, now: Nanos) -> Status {
         let limit = self.quota.amount();
-        let remaining = if self.horizon > now {
+        let t = self.effective(now);
+        let remaining = if self.horizon > now.max(self.seen) {
             0
         } else {
-            limit.saturating_sub(self.used_at(now))
+            limit.saturating_sub(self.used_at(t))
         };
         let reset_after = match self.entries.back() {
-            Some(e) if self.used_at(now.max(self.horizon)) > 0 => {
+            Some(e) if self.used_at(t) > 0 => {
                 e.at.saturating_add(self.quota.window()).saturating_sub(now)
             }
             _ => 0,

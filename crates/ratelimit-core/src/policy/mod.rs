@@ -161,12 +161,12 @@ impl Policy {
         }
     }
 
-    fn record(&mut self, cost: &Cost, at: Nanos) -> Reservation {
+    fn record(&mut self, cost: &Cost, at: Nanos, now: Nanos) -> Reservation {
         let mut tickets = [NO_TICKET; MAX_LIMITS];
         let burndown = self.burndown_milli;
         for (dim, ticket) in self.dims.iter_mut().zip(&mut tickets) {
             let n = amount(burndown, dim.limit.resource, cost);
-            *ticket = dim.meter.record(n, at);
+            *ticket = dim.meter.record(n, at, now);
         }
         let prev_horizon = self.horizon;
         self.horizon = self.horizon.max(at);
@@ -198,7 +198,7 @@ impl Policy {
         if let Some(c) = &mut self.concurrency {
             c.try_take(slots).map_err(|_| Rejection::ConcurrencyFull)?;
         }
-        let mut reservation = self.record(cost, now);
+        let mut reservation = self.record(cost, now, now);
         if self.concurrency.is_some() {
             reservation.slots = slots;
         }
@@ -213,7 +213,7 @@ impl Policy {
     /// [`TooLarge`] when some limit can never admit the request; nothing is reserved then.
     pub fn reserve(&mut self, cost: &Cost, now: Nanos) -> Result<Reservation, TooLarge> {
         let (t, _) = self.earliest(cost, now.max(self.horizon))?;
-        Ok(self.record(cost, t))
+        Ok(self.record(cost, t, now))
     }
 
     /// Starts a reservation at `now`: claims its concurrency slot (a no-op without a concurrency
