@@ -1,4 +1,5 @@
 //! Named edge cases of the policy: each one a behaviour a user can rely on.
+#![allow(unused_must_use)] // most edges take a grant and never settle it: the policy is dropped.
 
 use std::time::Duration;
 
