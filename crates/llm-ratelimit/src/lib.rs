@@ -31,3 +31,8 @@ pub use ratelimit_core::{
     ManualClock, Nanos, Policy, PolicyBuilder, Rejection, Reservation, Resource, StartError,
     TooLarge,
 };
+
+/// The README's examples, compiled and run as doc tests so they cannot go stale.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
