@@ -15,7 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
 
     println!("policy: 20 requests/min, 10,000 tokens/min (GCRA, burst = one minute's worth)\n");
-    println!("{:>4}  {:>8}  {:>8}  {:>10}  {:>8}", "req", "estimate", "actual", "starts at", "refund");
+    println!(
+        "{:>4}  {:>8}  {:>8}  {:>10}  {:>8}",
+        "req", "estimate", "actual", "starts at", "refund"
+    );
     let now = 0;
     let mut last_start = now;
     for i in 0..12u64 {
