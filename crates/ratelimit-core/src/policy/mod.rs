@@ -181,6 +181,14 @@ impl Policy {
         }
     }
 
+    /// Whether `cost` could ever be granted: `Err` with the first limit it exceeds if not.
+    ///
+    /// # Errors
+    /// [`TooLarge`] naming the limit.
+    pub fn check_size(&self, cost: &Cost) -> Result<(), TooLarge> {
+        self.earliest(cost, self.horizon).map(|_| ())
+    }
+
     /// Grants `cost` now in every dimension, concurrency included, or grants nothing.
     ///
     /// # Errors

@@ -1,0 +1,13 @@
+//! The shared conformance suite, run against the in-memory backend on tokio's paused clock.
+
+use std::sync::Arc;
+
+use ratelimit_core::Policy;
+use ratelimit_limiter::Limiter;
+use ratelimit_memory::MemoryLimiter;
+
+async fn make(policy: Policy) -> Arc<dyn Limiter> {
+    Arc::new(MemoryLimiter::new(policy))
+}
+
+ratelimit_limiter::conformance_tests!(#[tokio::test(start_paused = true)], make);
