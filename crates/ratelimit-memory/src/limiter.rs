@@ -136,19 +136,17 @@ impl MemoryLimiter {
         }
     }
 
-    /// How long `cost` would wait if it queued now (a lower bound while others wait).
+    /// How long `cost` would wait if it joined the line now: everyone ahead reserves in turn on a
+    /// copy of the policy, then this request. Exact for the rate limits when everyone ahead is in
+    /// the same class; concurrency slots are not predicted.
     fn estimate(state: &State, cost: &Cost, now: Nanos) -> Duration {
-        let d = state.policy.check(cost, now);
-        let mut wait = d.retry_after;
-        if let Some(ready) = state.queue.head_ready_at() {
-            wait = wait.max(ready.saturating_sub(now));
+        let mut sim = state.policy.clone();
+        for ahead in state.queue.unplanned_costs() {
+            // Too-large requests were refused before queueing; ignore the impossible.
+            let _ = sim.reserve(&ahead, now);
         }
-        if !state.queue.is_empty() {
-            let queued = state.queue.waiting_cost();
-            let d = state.policy.check(&queued, now);
-            wait = wait.max(d.retry_after).max(1);
-        }
-        Duration::from_nanos(wait.max(1))
+        let ready = sim.reserve(cost, now).map_or(now, |r| r.ready_at());
+        Duration::from_nanos(ready.saturating_sub(now).max(1))
     }
 
     async fn acquire_inner(
@@ -176,19 +174,21 @@ impl MemoryLimiter {
                 }
                 Fast::Queue(why) => why,
             };
-            // Nobody waits ahead: the policy's own answer is exact. Otherwise estimate.
-            let err = why.unwrap_or_else(|| AcquireError::RateLimited {
-                retry_after: Self::estimate(&state, &cost, start),
-            });
-            let wait = err.retry_after().unwrap_or(Duration::ZERO);
-            let too_late = deadline.is_some_and(|d| start.saturating_add(nanos(wait)) > d);
-            if try_only || too_late {
-                drop(state);
-                shared.stats.refused();
-                tracing::debug!(error = %err, "request limited");
-                return Err(err);
+            if try_only || deadline.is_some() {
+                // Nobody waits ahead: the policy's own answer is exact. Otherwise estimate.
+                let err = why.unwrap_or_else(|| AcquireError::RateLimited {
+                    retry_after: Self::estimate(&state, &cost, start),
+                });
+                let wait = err.retry_after().unwrap_or(Duration::ZERO);
+                let too_late = deadline.is_some_and(|d| start.saturating_add(nanos(wait)) > d);
+                if try_only || too_late {
+                    drop(state);
+                    shared.stats.refused();
+                    tracing::debug!(error = %err, "request limited");
+                    return Err(err);
+                }
             }
-            tracing::debug!(estimated_wait = ?wait, ?request.priority, "request waits its turn");
+            tracing::debug!(priority = ?request.priority, queued = state.queue.len(), "request waits its turn");
             state.queue.push(request.priority, cost)
         };
         let mut guard = WaitGuard {
@@ -197,8 +197,11 @@ impl MemoryLimiter {
             done: false,
         };
         let deadline_at = deadline.map(|d| shared.instant_of(d));
+        let mut for_slot = false;
         loop {
             let step = self.step(id, &cost, start, deadline);
+            for_slot =
+                matches!(step, Step::WaitSlot(_)) || (for_slot && matches!(step, Step::Sleep(..)));
             let timed_out = match step {
                 Step::Granted(permit) => {
                     guard.done = true;
@@ -226,10 +229,13 @@ impl MemoryLimiter {
             if timed_out {
                 // Out of time before our turn came: leave the line (the guard cleans up).
                 guard.cleanup(false);
+                shared.stats.refused();
+                if for_slot {
+                    return Err(AcquireError::ConcurrencyFull);
+                }
                 let now = shared.clock.now();
                 let waited = Duration::from_nanos(now.saturating_sub(start));
                 let rest = Self::estimate(&shared.state.lock(), &cost, now);
-                shared.stats.refused();
                 return Err(AcquireError::RateLimited {
                     retry_after: waited + rest,
                 });

@@ -117,19 +117,15 @@ impl Queue {
         }
     }
 
-    /// The head's reserved instant, if it holds a reservation.
-    pub(crate) fn head_ready_at(&self) -> Option<u64> {
-        let w = self.waiters.get(&self.head?)?;
-        w.reservation.as_ref().map(Reservation::ready_at)
-    }
-
-    /// Total cost of everyone waiting (for estimates).
-    pub(crate) fn waiting_cost(&self) -> Cost {
-        self.waiters.values().fold(Cost::NONE, |acc, w| Cost {
-            requests: acc.requests + w.cost.requests,
-            input_tokens: acc.input_tokens + w.cost.input_tokens,
-            output_tokens: acc.output_tokens + w.cost.output_tokens,
-        })
+    /// The costs of the waiters that hold no reservation yet, in the order they will be served
+    /// (interactive line first: an estimate, batch may be interleaved).
+    pub(crate) fn unplanned_costs(&self) -> impl Iterator<Item = Cost> + '_ {
+        self.lines
+            .iter()
+            .flatten()
+            .filter_map(|id| self.waiters.get(id))
+            .filter(|w| w.reservation.is_none())
+            .map(|w| w.cost)
     }
 }
 
