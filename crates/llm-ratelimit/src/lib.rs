@@ -6,9 +6,10 @@
 //! | feature | layer | what it adds |
 //! |---|---|---|
 //! | *(always)* | [`core`] | pure algorithms and the multi-dimension LLM [`Policy`] |
+//! | `memory` (default) | [`limiter`], [`memory`] | the async [`Limiter`] trait and the in-process [`MemoryLimiter`] on tokio |
 //!
-//! The async in-memory limiter, the Redis backend, the adaptive layer and the HTTP client are added
-//! as features when their crates land.
+//! The Redis backend, the adaptive layer and the HTTP client are added as features when their
+//! crates land.
 //!
 //! ```
 //! use llm_ratelimit::{Cost, Policy};
@@ -25,6 +26,18 @@
 
 /// The sans-I/O core: algorithms, policy, clock trait. See [`ratelimit_core`].
 pub use ratelimit_core as core;
+
+/// The async `Limiter` trait, permits, requests and stats. See [`ratelimit_limiter`].
+#[cfg(feature = "memory")]
+pub use ratelimit_limiter as limiter;
+/// The in-process backend. See [`ratelimit_memory`].
+#[cfg(feature = "memory")]
+pub use ratelimit_memory as memory;
+
+#[cfg(feature = "memory")]
+pub use ratelimit_limiter::{AcquireError, Limiter, Permit, Priority, Request, Stats};
+#[cfg(feature = "memory")]
+pub use ratelimit_memory::MemoryLimiter;
 
 pub use ratelimit_core::{
     AlgorithmKind, Clock, ConfigError, Cost, Decision, Limit, LimitId, LimitState, LimitedBy,
