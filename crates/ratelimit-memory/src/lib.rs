@@ -14,6 +14,7 @@
 //!   sits on rate capacity while it waits for a slot.
 
 mod clock;
+mod lane;
 mod limiter;
 mod queue;
 

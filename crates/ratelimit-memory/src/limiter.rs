@@ -1,39 +1,16 @@
-//! `MemoryLimiter`: the async shell over a `Policy`, with exact, fair, cancellation-safe waiting.
+//! `MemoryLimiter`: one in-process budget behind the `Limiter` trait.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use ratelimit_core::{
-    Clock, ConfigError, Cost, Decision, LimitId, Nanos, Policy, Rejection, Reservation, StartError,
-};
-use ratelimit_limiter::{
-    AcquireError, BackendError, Limiter, Permit, PermitHandle, Request, Stats, StatsRecorder,
-};
-use tokio::sync::Notify;
+use ratelimit_core::{Clock, ConfigError, Decision, LimitId, Policy};
+use ratelimit_limiter::{AcquireError, BackendError, Limiter, Permit, Request, Stats};
 
 use crate::clock::TokioClock;
+use crate::lane::{Engine, Handle, State, nanos};
 use crate::queue::Queue;
-
-pub(crate) struct State {
-    pub(crate) policy: Policy,
-    pub(crate) queue: Queue,
-}
-
-pub(crate) struct Shared {
-    pub(crate) state: Mutex<State>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) stats: StatsRecorder,
-}
-
-impl Shared {
-    /// The tokio instant at which the clock reads `at`.
-    fn instant_of(&self, at: Nanos) -> tokio::time::Instant {
-        let now = self.clock.now();
-        tokio::time::Instant::now() + Duration::from_nanos(at.saturating_sub(now))
-    }
-}
 
 /// An in-process limiter enforcing one [`Policy`] for every caller that shares it.
 ///
@@ -57,25 +34,13 @@ impl Shared {
 /// ```
 #[derive(Clone)]
 pub struct MemoryLimiter {
-    shared: Arc<Shared>,
+    handle: Handle,
 }
 
 impl std::fmt::Debug for MemoryLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryLimiter").finish_non_exhaustive()
     }
-}
-
-#[allow(clippy::large_enum_variant)]
-enum Step {
-    Granted(Permit),
-    /// Not the head: wait to be told.
-    WaitTurn(Arc<Notify>),
-    /// Head with a reservation for a later instant.
-    Sleep(Nanos, Arc<Notify>),
-    /// Head, rate fits, no concurrency slot: wait for a release.
-    WaitSlot(Arc<Notify>),
-    Refused(AcquireError),
 }
 
 impl MemoryLimiter {
@@ -89,347 +54,33 @@ impl MemoryLimiter {
     /// the clock says remains; use [`TokioClock`] (the default) for paused-time tests.
     #[must_use]
     pub fn with_clock(policy: Policy, clock: Arc<dyn Clock>) -> Self {
+        let lane = Arc::new(Mutex::new(State {
+            policy,
+            queue: Queue::default(),
+        }));
         Self {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    policy,
-                    queue: Queue::default(),
-                }),
-                clock,
-                stats: StatsRecorder::new(),
-            }),
+            handle: Handle {
+                lane,
+                engine: Engine::new(clock),
+            },
         }
     }
 
     /// Number of requests waiting now.
     #[must_use]
     pub fn queue_depth(&self) -> usize {
-        self.shared.state.lock().queue.len()
-    }
-
-    fn permit(&self, reservation: Reservation, cost: Cost, waited: Duration) -> Permit {
-        let handle = MemoryPermit {
-            shared: Arc::clone(&self.shared),
-            reservation: Some(reservation),
-        };
-        Permit::new(Box::new(handle), cost, waited)
-    }
-
-    /// The fast path: nobody waits and everything fits now.
-    fn try_now(state: &mut State, cost: &Cost, now: Nanos) -> Fast {
-        if !state.queue.is_empty() {
-            // Someone is waiting: a newcomer never overtakes them. Refuse at once what can never fit.
-            return match state.policy.check_size(cost) {
-                Err(e) => Fast::Refuse(AcquireError::TooLarge(e)),
-                Ok(()) => Fast::Queue(None),
-            };
-        }
-        match state.policy.try_acquire(cost, now) {
-            Ok(r) => Fast::Granted(r),
-            Err(Rejection::TooLarge(e)) => Fast::Refuse(AcquireError::TooLarge(e)),
-            Err(Rejection::ConcurrencyFull) => Fast::Queue(Some(AcquireError::ConcurrencyFull)),
-            Err(Rejection::RateLimited { retry_after, .. }) => {
-                Fast::Queue(Some(AcquireError::RateLimited {
-                    retry_after: Duration::from_nanos(retry_after),
-                }))
-            }
-        }
-    }
-
-    /// How long `cost` would wait if it joined the line now: everyone ahead reserves in turn on a
-    /// copy of the policy, then this request. Exact for the rate limits when everyone ahead is in
-    /// the same class; concurrency slots are not predicted.
-    fn estimate(state: &State, cost: &Cost, now: Nanos) -> Duration {
-        let mut sim = state.policy.clone();
-        for ahead in state.queue.unplanned_costs() {
-            // Too-large requests were refused before queueing; ignore the impossible.
-            let _ = sim.reserve(&ahead, now);
-        }
-        let ready = sim.reserve(cost, now).map_or(now, |r| r.ready_at());
-        Duration::from_nanos(ready.saturating_sub(now).max(1))
-    }
-
-    async fn acquire_inner(
-        &self,
-        request: Request<'_>,
-        deadline: Option<Nanos>,
-        try_only: bool,
-    ) -> Result<Permit, AcquireError> {
-        let shared = &self.shared;
-        let cost = request.cost;
-        let start = shared.clock.now();
-        let (id, _notify) = {
-            let mut state = shared.state.lock();
-            let why = match Self::try_now(&mut state, &cost, start) {
-                Fast::Granted(reservation) => {
-                    drop(state);
-                    shared.stats.granted(Duration::ZERO);
-                    return Ok(self.permit(reservation, cost, Duration::ZERO));
-                }
-                Fast::Refuse(err) => {
-                    drop(state);
-                    shared.stats.refused();
-                    tracing::debug!(error = %err, "request refused");
-                    return Err(err);
-                }
-                Fast::Queue(why) => why,
-            };
-            if try_only || deadline.is_some() {
-                // Nobody waits ahead: the policy's own answer is exact. Otherwise estimate.
-                let err = why.unwrap_or_else(|| AcquireError::RateLimited {
-                    retry_after: Self::estimate(&state, &cost, start),
-                });
-                let wait = err.retry_after().unwrap_or(Duration::ZERO);
-                let too_late = deadline.is_some_and(|d| start.saturating_add(nanos(wait)) > d);
-                if try_only || too_late {
-                    drop(state);
-                    shared.stats.refused();
-                    tracing::debug!(error = %err, "request limited");
-                    return Err(err);
-                }
-            }
-            tracing::debug!(priority = ?request.priority, queued = state.queue.len(), "request waits its turn");
-            state.queue.push(request.priority, cost)
-        };
-        let mut guard = WaitGuard {
-            shared: Arc::clone(shared),
-            id,
-            done: false,
-        };
-        let deadline_at = deadline.map(|d| shared.instant_of(d));
-        let mut for_slot = false;
-        loop {
-            let step = self.step(id, &cost, start, deadline);
-            for_slot =
-                matches!(step, Step::WaitSlot(_)) || (for_slot && matches!(step, Step::Sleep(..)));
-            let timed_out = match step {
-                Step::Granted(permit) => {
-                    guard.done = true;
-                    tracing::debug!(waited = ?permit.waited(), "granted after waiting");
-                    return Ok(permit);
-                }
-                Step::Refused(err) => {
-                    guard.done = true;
-                    shared.stats.refused();
-                    return Err(err);
-                }
-                Step::WaitTurn(n) | Step::WaitSlot(n) => wait(n.notified(), deadline_at).await,
-                Step::Sleep(at, n) => {
-                    let until = shared.instant_of(at);
-                    tokio::select! {
-                        () = tokio::time::sleep_until(until) => false,
-                        () = n.notified() => {
-                            // Capacity or limits changed: plan again from scratch.
-                            self.replan(id);
-                            false
-                        }
-                    }
-                }
-            };
-            if timed_out {
-                // Out of time before our turn came: leave the line (the guard cleans up).
-                guard.cleanup(false);
-                shared.stats.refused();
-                if for_slot {
-                    return Err(AcquireError::ConcurrencyFull);
-                }
-                let now = shared.clock.now();
-                let waited = Duration::from_nanos(now.saturating_sub(start));
-                let rest = Self::estimate(&shared.state.lock(), &cost, now);
-                return Err(AcquireError::RateLimited {
-                    retry_after: waited + rest,
-                });
-            }
-        }
-    }
-
-    /// One planning step for waiter `id`, under the lock.
-    fn step(&self, id: u64, cost: &Cost, start: Nanos, deadline: Option<Nanos>) -> Step {
-        let shared = &self.shared;
-        let mut state = shared.state.lock();
-        let now = shared.clock.now();
-        let State { policy, queue } = &mut *state;
-        let Some(waiter) = queue.get_mut(id) else {
-            return Step::Refused(AcquireError::Backend(BackendError::new(
-                "waiter vanished from the queue",
-                None,
-            )));
-        };
-        let notify = Arc::clone(&waiter.notify);
-        if queue.head() != Some(id) {
-            return Step::WaitTurn(notify);
-        }
-        let waiter = queue.get_mut(id).expect("present above");
-        if waiter.reservation.is_none() {
-            let reservation = match policy.reserve(cost, now) {
-                Ok(r) => r,
-                Err(e) => {
-                    queue.remove(id, false);
-                    return Step::Refused(AcquireError::TooLarge(e));
-                }
-            };
-            if let Some(d) = deadline {
-                if reservation.ready_at() > d {
-                    let retry_after = Duration::from_nanos(reservation.ready_at() - start);
-                    policy.cancel(reservation, now);
-                    queue.remove(id, false);
-                    return Step::Refused(AcquireError::RateLimited { retry_after });
-                }
-            }
-            waiter.reservation = Some(reservation);
-        }
-        let ready = waiter
-            .reservation
-            .as_ref()
-            .map_or(now, Reservation::ready_at);
-        if ready > now {
-            return Step::Sleep(ready, notify);
-        }
-        let mut reservation = waiter.reservation.take().expect("reserved above");
-        match policy.start(&mut reservation, now) {
-            Ok(()) => {
-                queue.remove(id, true);
-                drop(state);
-                let waited = Duration::from_nanos(now.saturating_sub(start));
-                shared.stats.granted(waited);
-                Step::Granted(self.permit(reservation, *cost, waited))
-            }
-            Err(StartError::ConcurrencyFull) => {
-                // Do not sit on rate capacity while waiting for a slot.
-                policy.cancel(reservation, now);
-                Step::WaitSlot(notify)
-            }
-            Err(StartError::NotYet { .. }) => {
-                let at = reservation.ready_at();
-                waiter.reservation = Some(reservation);
-                Step::Sleep(at, notify)
-            }
-        }
-    }
-
-    /// Gives back the head's reservation so its next step plans again (exact: it is the latest).
-    fn replan(&self, id: u64) {
-        let mut state = self.shared.state.lock();
-        let now = self.shared.clock.now();
-        let State { policy, queue } = &mut *state;
-        if let Some(reservation) = queue.get_mut(id).and_then(|w| w.reservation.take()) {
-            policy.cancel(reservation, now);
-        }
-    }
-}
-
-#[allow(clippy::large_enum_variant)] // a short-lived local: boxing would add an allocation
-enum Fast {
-    Granted(Reservation),
-    Refuse(AcquireError),
-    /// Must wait: why, when nobody else is waiting (then the answer is exact).
-    Queue(Option<AcquireError>),
-}
-
-fn nanos(d: Duration) -> Nanos {
-    u64::try_from(d.as_nanos()).unwrap_or(Nanos::MAX)
-}
-
-/// Waits for a notification, or until `deadline`; true if the deadline passed first.
-async fn wait(
-    notified: tokio::sync::futures::Notified<'_>,
-    deadline: Option<tokio::time::Instant>,
-) -> bool {
-    match deadline {
-        None => {
-            notified.await;
-            false
-        }
-        Some(at) => tokio::time::timeout_at(at, notified).await.is_err(),
-    }
-}
-
-/// Leaves the line when the waiting future is dropped at any await point: gives back the
-/// reservation it may hold and hands the head on.
-struct WaitGuard {
-    shared: Arc<Shared>,
-    id: u64,
-    done: bool,
-}
-
-impl WaitGuard {
-    fn cleanup(&mut self, dropped: bool) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        let mut state = self.shared.state.lock();
-        let now = self.shared.clock.now();
-        let State { policy, queue } = &mut *state;
-        if let Some(waiter) = queue.remove(self.id, false) {
-            if let Some(reservation) = waiter.reservation {
-                policy.cancel(reservation, now);
-            }
-        }
-        drop(state);
-        if dropped {
-            self.shared.stats.cancelled();
-            tracing::debug!("waiter dropped; its reservation was given back");
-        }
-    }
-}
-
-impl Drop for WaitGuard {
-    fn drop(&mut self) {
-        self.cleanup(true);
-    }
-}
-
-struct MemoryPermit {
-    shared: Arc<Shared>,
-    reservation: Option<Reservation>,
-}
-
-impl MemoryPermit {
-    fn with(&mut self, f: impl FnOnce(&mut Policy, Reservation, Nanos) -> Option<Reservation>) {
-        if let Some(reservation) = self.reservation.take() {
-            let mut state = self.shared.state.lock();
-            let now = self.shared.clock.now();
-            self.reservation = f(&mut state.policy, reservation, now);
-            state.queue.wake_head();
-        }
-    }
-}
-
-#[async_trait]
-impl PermitHandle for MemoryPermit {
-    async fn adjust(&mut self, actual: Cost) -> Result<(), BackendError> {
-        self.with(|policy, mut r, now| {
-            policy.adjust(&mut r, &actual, now);
-            Some(r)
-        });
-        Ok(())
-    }
-
-    async fn cancel(&mut self) -> Result<(), BackendError> {
-        self.with(|policy, r, now| {
-            policy.cancel(r, now);
-            None
-        });
-        Ok(())
-    }
-
-    fn release(&mut self) {
-        self.with(|policy, r, _| {
-            policy.release(r);
-            None
-        });
+        self.handle.lane.lock().queue.len()
     }
 }
 
 #[async_trait]
 impl Limiter for MemoryLimiter {
     async fn acquire(&self, request: Request<'_>) -> Result<Permit, AcquireError> {
-        self.acquire_inner(request, None, false).await
+        self.handle.acquire_inner(request, None, false).await
     }
 
     async fn try_acquire(&self, request: Request<'_>) -> Result<Permit, AcquireError> {
-        self.acquire_inner(request, None, true).await
+        self.handle.acquire_inner(request, None, true).await
     }
 
     async fn acquire_timeout(
@@ -437,25 +88,32 @@ impl Limiter for MemoryLimiter {
         request: Request<'_>,
         timeout: Duration,
     ) -> Result<Permit, AcquireError> {
-        let deadline = self.shared.clock.now().saturating_add(nanos(timeout));
-        self.acquire_inner(request, Some(deadline), false).await
+        let deadline = self
+            .handle
+            .engine
+            .clock
+            .now()
+            .saturating_add(nanos(timeout));
+        self.handle
+            .acquire_inner(request, Some(deadline), false)
+            .await
     }
 
     async fn status(&self, _key: &str) -> Result<Decision, BackendError> {
-        let state = self.shared.state.lock();
-        Ok(state.policy.status(self.shared.clock.now()))
+        let state = self.handle.lane.lock();
+        Ok(state.policy.status(self.handle.engine.clock.now()))
     }
 
     async fn set_amount(&self, id: LimitId, amount: u64) -> Result<(), ConfigError> {
-        let mut state = self.shared.state.lock();
-        let now = self.shared.clock.now();
+        let mut state = self.handle.lane.lock();
+        let now = self.handle.engine.clock.now();
         state.policy.set_amount(id, amount, now)?;
         state.queue.wake_head();
         Ok(())
     }
 
     fn stats(&self) -> Stats {
-        let mut stats = self.shared.stats.snapshot();
+        let mut stats = self.handle.engine.stats.snapshot();
         stats.queue_depth = self.queue_depth();
         stats
     }
