@@ -421,3 +421,22 @@ fn saturating_time_never_panics() {
     let _ = p.reserve(&Cost::request(1, 0), u64::MAX);
     let _ = p.check(&Cost::request(1, 0), 0);
 }
+
+#[test]
+fn a_policy_is_idle_only_once_fully_replenished() {
+    let mut p = rpm_tpm(60, 6_000);
+    assert!(p.is_idle(0));
+    let r = p.try_acquire(&Cost::request(600, 0), 0).unwrap();
+    assert!(!p.is_idle(0));
+    assert!(
+        !p.is_idle(5 * NANOS_PER_SEC),
+        "600 tokens take 6 s to refill"
+    );
+    assert!(p.is_idle(6 * NANOS_PER_SEC));
+    p.release(r);
+    let mut c = Policy::builder().concurrency(1).build().unwrap();
+    let held = c.try_acquire(&Cost::ONE_REQUEST, 0).unwrap();
+    assert!(!c.is_idle(MIN), "a request in flight");
+    c.release(held);
+    assert!(c.is_idle(MIN));
+}

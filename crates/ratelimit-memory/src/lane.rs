@@ -5,6 +5,7 @@
 //! one lane per key. The lock is never held across an await.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +25,8 @@ pub(crate) struct State {
 pub(crate) struct Engine {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) stats: StatsRecorder,
+    /// Requests waiting, across every lane.
+    pub(crate) waiting: AtomicUsize,
 }
 
 impl Engine {
@@ -31,6 +34,7 @@ impl Engine {
         Arc::new(Self {
             clock,
             stats: StatsRecorder::new(),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -146,6 +150,7 @@ impl Handle {
                 }
             }
             tracing::debug!(priority = ?request.priority, queued = state.queue.len(), "request waits its turn");
+            engine.waiting.fetch_add(1, Ordering::Relaxed);
             state.queue.push(request.priority, cost)
         };
         let mut guard = WaitGuard {
@@ -221,7 +226,7 @@ impl Handle {
             let reservation = match policy.reserve(cost, now) {
                 Ok(r) => r,
                 Err(e) => {
-                    queue.remove(id, false);
+                    self.leave(queue, id, false);
                     return Step::Refused(AcquireError::TooLarge(e));
                 }
             };
@@ -229,7 +234,7 @@ impl Handle {
                 if reservation.ready_at() > d {
                     let retry_after = Duration::from_nanos(reservation.ready_at() - start);
                     policy.cancel(reservation, now);
-                    queue.remove(id, false);
+                    self.leave(queue, id, false);
                     return Step::Refused(AcquireError::RateLimited { retry_after });
                 }
             }
@@ -245,7 +250,7 @@ impl Handle {
         let mut reservation = waiter.reservation.take().expect("reserved above");
         match policy.start(&mut reservation, now) {
             Ok(()) => {
-                queue.remove(id, true);
+                self.leave(queue, id, true);
                 drop(state);
                 let waited = Duration::from_nanos(now.saturating_sub(start));
                 engine.stats.granted(waited);
@@ -262,6 +267,15 @@ impl Handle {
                 Step::Sleep(at, notify)
             }
         }
+    }
+
+    /// Takes a waiter out of the line, keeping the engine's count.
+    fn leave(&self, queue: &mut Queue, id: u64, granted: bool) -> Option<crate::queue::Waiter> {
+        let waiter = queue.remove(id, granted);
+        if waiter.is_some() {
+            self.engine.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        waiter
     }
 
     /// Gives back the head's reservation so its next step plans again (exact: it is the latest).
@@ -318,7 +332,7 @@ impl WaitGuard {
         let mut state = self.handle.lane.lock();
         let now = self.handle.engine.clock.now();
         let State { policy, queue } = &mut *state;
-        if let Some(waiter) = queue.remove(self.id, false) {
+        if let Some(waiter) = self.handle.leave(queue, self.id, false) {
             if let Some(reservation) = waiter.reservation {
                 policy.cancel(reservation, now);
             }

@@ -14,9 +14,11 @@
 //!   sits on rate capacity while it waits for a slot.
 
 mod clock;
+mod keyed;
 mod lane;
 mod limiter;
 mod queue;
 
 pub use clock::{SystemClock, TokioClock};
+pub use keyed::{KeyedConfig, KeyedLimiter};
 pub use limiter::MemoryLimiter;

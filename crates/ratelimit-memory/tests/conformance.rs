@@ -11,3 +11,18 @@ async fn make(policy: Policy) -> Arc<dyn Limiter> {
 }
 
 ratelimit_limiter::conformance_tests!(#[tokio::test(start_paused = true)], make);
+
+/// The same suite against the keyed limiter (every check uses one key).
+mod keyed {
+    use std::sync::Arc;
+
+    use ratelimit_core::Policy;
+    use ratelimit_limiter::Limiter;
+    use ratelimit_memory::{KeyedConfig, KeyedLimiter};
+
+    async fn make(policy: Policy) -> Arc<dyn Limiter> {
+        Arc::new(KeyedLimiter::new(policy, KeyedConfig::default()))
+    }
+
+    ratelimit_limiter::conformance_tests!(#[tokio::test(start_paused = true)], make);
+}

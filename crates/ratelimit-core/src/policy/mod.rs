@@ -309,6 +309,16 @@ impl Policy {
         }
     }
 
+    /// Whether the policy is back to its initial state at `now`: nothing in flight, nothing
+    /// reserved ahead, every limit fully replenished. Such a policy can be dropped and rebuilt
+    /// fresh without granting anything extra (keyed limiters evict on this).
+    #[must_use]
+    pub fn is_idle(&self, now: Nanos) -> bool {
+        self.horizon <= now
+            && self.concurrency.as_ref().is_none_or(|c| c.in_flight() == 0)
+            && self.dims.iter().all(|d| d.meter.peek(now).reset_after == 0)
+    }
+
     /// Every dimension's state at `now`.
     #[must_use]
     pub fn status(&self, now: Nanos) -> Decision {
