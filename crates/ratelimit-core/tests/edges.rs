@@ -440,3 +440,22 @@ fn a_policy_is_idle_only_once_fully_replenished() {
     c.release(held);
     assert!(c.is_idle(MIN));
 }
+
+#[test]
+fn try_take_is_try_acquire_without_a_reservation() {
+    let mut p = rpm_tpm(2, 1_000);
+    p.try_take(&Cost::request(400, 100), 0).unwrap();
+    p.try_take(&Cost::request(400, 100), 0).unwrap();
+    let err = p.try_take(&Cost::request(1, 0), 0).unwrap_err();
+    assert_eq!(err.retry_after(), Some(30 * NANOS_PER_SEC));
+    assert!(matches!(
+        p.try_take(&Cost::request(2_000, 0), 0),
+        Err(Rejection::TooLarge(_))
+    ));
+    // It counts like a grant: a reservation before it is no longer the latest to cancel.
+    let mut q = rpm_tpm(10, 1_000);
+    let r = q.reserve(&Cost::request(100, 0), 0).unwrap();
+    q.try_take(&Cost::request(100, 0), 0).unwrap();
+    q.cancel(r, 0);
+    assert_eq!(q.status(0).limits()[1].status.remaining, 900);
+}

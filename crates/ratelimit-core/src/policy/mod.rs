@@ -132,8 +132,22 @@ impl Policy {
     }
 
     /// The earliest instant, not before `from`, at which every rate limit admits `cost`, and the
-    /// limit that pushed it furthest.
+    /// limit that pushed it furthest; the concurrency limit's size is checked too.
     fn earliest(&self, cost: &Cost, from: Nanos) -> Result<(Nanos, Option<LimitId>), TooLarge> {
+        let found = self.earliest_rates(cost, from)?;
+        if let Some(c) = &self.concurrency {
+            c.fits(cost.requests)?;
+        }
+        Ok(found)
+    }
+
+    /// [`earliest`](Self::earliest) over the rate limits only.
+    #[inline]
+    fn earliest_rates(
+        &self,
+        cost: &Cost,
+        from: Nanos,
+    ) -> Result<(Nanos, Option<LimitId>), TooLarge> {
         let mut t = from;
         let mut limiting = None;
         let mut too_large = None;
@@ -148,11 +162,6 @@ impl Policy {
                 Err(e) => {
                     too_large.get_or_insert(Self::too_large(dim, e));
                 }
-            }
-        }
-        if let Some(c) = &self.concurrency {
-            if let Err(e) = c.fits(cost.requests) {
-                too_large.get_or_insert(e);
             }
         }
         match too_large {
@@ -211,6 +220,32 @@ impl Policy {
             reservation.slots = slots;
         }
         Ok(reservation)
+    }
+
+    /// Takes `cost` now from every rate limit, or nothing: the fast path for callers that never
+    /// settle a grant (like governor's `check`). There is no reservation, so the cost cannot be
+    /// adjusted or cancelled later, and the concurrency limit is not consulted (nothing would
+    /// release the slot); use [`try_acquire`](Self::try_acquire) for that.
+    ///
+    /// # Errors
+    /// [`Rejection::RateLimited`] with the exact wait, or [`Rejection::TooLarge`].
+    #[inline]
+    pub fn try_take(&mut self, cost: &Cost, now: Nanos) -> Result<(), Rejection> {
+        let (t, limiting) = self.earliest_rates(cost, now.max(self.horizon))?;
+        if t > now {
+            return Err(Rejection::RateLimited {
+                retry_after: t - now,
+                limited_by: limiting.unwrap_or(LimitId(0)),
+            });
+        }
+        let burndown = self.burndown_milli;
+        for dim in &mut self.dims {
+            let n = amount(burndown, dim.limit.resource, cost);
+            let _ = dim.meter.record(n, now, now);
+        }
+        self.horizon = self.horizon.max(now);
+        self.seq += 1;
+        Ok(())
     }
 
     /// Reserves `cost` in every rate limit at the earliest instant they all admit it (possibly

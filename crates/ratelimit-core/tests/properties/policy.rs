@@ -336,3 +336,24 @@ proptest! {
         prop_assert_eq!(before, (policy.status(now), policy.check(&probe, now)));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(crate::cases()))]
+
+    /// `try_take` decides and counts exactly like `try_acquire` followed by `release`.
+    #[test]
+    fn try_take_equals_try_acquire_then_release(s in setup(), ops in ops()) {
+        let s = Setup { concurrency: None, ..s };
+        let (mut a, mut b) = (s.build(), s.build());
+        let mut now = 10_000u64;
+        for op in &ops {
+            if let Op::Try { dt, cost } = op {
+                now += dt;
+                let took = a.try_take(cost, now);
+                let acquired = b.try_acquire(cost, now).map(|r| b.release(r));
+                prop_assert_eq!(took, acquired);
+                prop_assert_eq!(a.status(now), b.status(now));
+            }
+        }
+    }
+}
