@@ -110,6 +110,34 @@ impl Handle {
         Duration::from_nanos(ready.saturating_sub(now).max(1))
     }
 
+    /// The settle-free fast path; see [`MemoryLimiter::try_take`](crate::MemoryLimiter::try_take).
+    pub(crate) fn try_take(&self, cost: &Cost) -> Result<(), AcquireError> {
+        let mut state = self.lane.lock();
+        let now = self.engine.clock.now();
+        let result = if state.queue.is_empty() {
+            state.policy.try_take(cost, now).map_err(|r| match r {
+                Rejection::TooLarge(e) => AcquireError::TooLarge(e),
+                Rejection::RateLimited { retry_after, .. } => AcquireError::RateLimited {
+                    retry_after: Duration::from_nanos(retry_after),
+                },
+                Rejection::ConcurrencyFull => AcquireError::ConcurrencyFull,
+            })
+        } else {
+            Err(match state.policy.check_size(cost) {
+                Err(e) => AcquireError::TooLarge(e),
+                Ok(()) => AcquireError::RateLimited {
+                    retry_after: Self::estimate(&state, cost, now),
+                },
+            })
+        };
+        drop(state);
+        match &result {
+            Ok(()) => self.engine.stats.granted(Duration::ZERO),
+            Err(_) => self.engine.stats.refused(),
+        }
+        result
+    }
+
     pub(crate) async fn acquire_inner(
         &self,
         request: Request<'_>,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use ratelimit_core::{Clock, ConfigError, Decision, LimitId, Policy};
+use ratelimit_core::{Clock, ConfigError, Cost, Decision, LimitId, Policy};
 use ratelimit_limiter::{AcquireError, BackendError, Limiter, Permit, Request, Stats};
 
 use crate::clock::TokioClock;
@@ -70,6 +70,29 @@ impl MemoryLimiter {
     #[must_use]
     pub fn queue_depth(&self) -> usize {
         self.handle.lane.lock().queue.len()
+    }
+
+    /// Takes `cost` now from every rate limit, or refuses: the cheapest decision, synchronous and
+    /// without a permit (so nothing to adjust, and the concurrency limit is not involved), like
+    /// governor's `check`. It never overtakes a request that is waiting.
+    ///
+    /// ```
+    /// use ratelimit_core::{Cost, Policy};
+    /// use ratelimit_memory::MemoryLimiter;
+    ///
+    /// let limiter = MemoryLimiter::new(Policy::builder().requests_per_minute(1).build()?);
+    /// assert!(limiter.try_take(&Cost::ONE_REQUEST).is_ok());
+    /// let err = limiter.try_take(&Cost::ONE_REQUEST).unwrap_err();
+    /// let wait = err.retry_after().unwrap(); // the real clock moved on a little
+    /// assert!(wait <= std::time::Duration::from_secs(60) && wait > std::time::Duration::from_secs(59));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AcquireError::RateLimited`] with the wait (exact when nobody is waiting),
+    /// [`AcquireError::TooLarge`].
+    pub fn try_take(&self, cost: &Cost) -> Result<(), AcquireError> {
+        self.handle.try_take(cost)
     }
 }
 
