@@ -14,6 +14,11 @@
 //! Every scenario is checked before it is measured (`assert!` on a dry run), so a change that
 //! makes an "always allowed" group start denying (or the reverse) fails the bench instead of
 //! silently measuring something else.
+//!
+//! Run: `cargo bench -p ratelimit-benches` (about 100 s: 18 functions, 1 s warm-up and 3 s of
+//! measurement each; plots are off), `cargo bench -p ratelimit-benches -- --quick` for a fast look,
+//! `cargo bench -p ratelimit-benches -- policy_` to filter, and
+//! `cargo test -p ratelimit-benches --benches` to run every scenario once as a test.
 #![allow(missing_docs)]
 
 use core::num::NonZeroU32;
@@ -64,17 +69,15 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
     group.measurement_time(Duration::from_secs(3));
 }
 
-fn governor_direct(
-    quota: GQuota,
-) -> (
-    RateLimiter<
-        governor::state::NotKeyed,
-        governor::state::InMemoryState,
-        FakeRelativeClock,
-        governor::middleware::NoOpMiddleware<governor::nanos::Nanos>,
-    >,
+/// Governor's direct (un-keyed, in-memory) limiter driven by its fake clock.
+type GovernorDirect = RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
     FakeRelativeClock,
-) {
+    governor::middleware::NoOpMiddleware<governor::nanos::Nanos>,
+>;
+
+fn governor_direct(quota: GQuota) -> (GovernorDirect, FakeRelativeClock) {
     let clock = FakeRelativeClock::default();
     (RateLimiter::direct_with_clock(quota, clock.clone()), clock)
 }
