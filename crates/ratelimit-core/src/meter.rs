@@ -68,6 +68,12 @@ macro_rules! dispatch {
 }
 
 impl Meter {
+    /// [`Algorithm::earliest`] for an `n` within [`Algorithm::max_cost`].
+    #[inline(always)]
+    pub(crate) fn earliest_fit(&self, n: u64, now: Nanos) -> Nanos {
+        dispatch!(self, m => m.earliest_fit(n, now))
+    }
+
     pub(crate) fn new(kind: AlgorithmKind, quota: Quota) -> Self {
         match kind {
             AlgorithmKind::Gcra => Self::Gcra(Gcra::new(quota)),
@@ -83,6 +89,7 @@ impl Algorithm for Meter {
     fn quota(&self) -> Quota {
         dispatch!(self, m => m.quota())
     }
+    #[inline]
     fn max_cost(&self) -> u64 {
         dispatch!(self, m => m.max_cost())
     }
@@ -90,7 +97,7 @@ impl Algorithm for Meter {
     fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge> {
         dispatch!(self, m => m.earliest(n, now))
     }
-    #[inline]
+    #[inline(always)]
     fn record(&mut self, n: u64, at: Nanos, now: Nanos) -> Ticket {
         dispatch!(self, m => m.record(n, at, now))
     }

@@ -7,7 +7,7 @@
 
 use super::quota::Quota;
 use super::{Algorithm, Status, Ticket, window_index};
-use crate::error::{LimitName, TooLarge};
+use crate::error::TooLarge;
 use crate::time::Nanos;
 
 /// Fixed window counter: at most `amount` units in each aligned `window`.
@@ -30,6 +30,18 @@ pub struct FixedWindow {
 }
 
 impl FixedWindow {
+    /// [`Algorithm::earliest`] for an `n` already known to fit the capacity.
+    #[inline]
+    pub(crate) fn earliest_fit(&self, n: u64, now: Nanos) -> Nanos {
+        let limit = self.quota.amount();
+        let t0 = now.max(self.horizon);
+        if self.count_at(t0).saturating_add(n) <= limit {
+            t0
+        } else {
+            self.window_end().max(t0)
+        }
+    }
+
     /// An empty counter enforcing `quota` (its burst is ignored).
     #[must_use]
     pub fn new(quota: Quota) -> Self {
@@ -66,24 +78,8 @@ impl Algorithm for FixedWindow {
     }
 
     fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge> {
-        let limit = self.quota.amount();
-        if n > limit {
-            return Err(TooLarge {
-                requested: n,
-                max: limit,
-                unit: "units",
-                limit: LimitName {
-                    resource: "units",
-                    window: self.quota.window(),
-                },
-            });
-        }
-        let t0 = now.max(self.horizon);
-        if self.count_at(t0).saturating_add(n) <= limit {
-            Ok(t0)
-        } else {
-            Ok(self.window_end().max(t0))
-        }
+        super::check_cost(n, self.max_cost(), self.quota.window())?;
+        Ok(self.earliest_fit(n, now))
     }
 
     fn record(&mut self, n: u64, at: Nanos, _now: Nanos) -> Ticket {

@@ -11,7 +11,7 @@
 
 use super::quota::Quota;
 use super::{Algorithm, Status, Ticket};
-use crate::error::{LimitName, TooLarge};
+use crate::error::TooLarge;
 use crate::time::{Nanos, div_ceil_sat, div_floor_sat};
 
 /// The virtual schedule shared by [`Gcra`] and [`LeakyBucket`](super::LeakyBucket).
@@ -29,25 +29,31 @@ pub(crate) struct Schedule {
 }
 
 impl Schedule {
+    #[inline]
     pub(crate) fn scaled(t: Nanos, quota: &Quota) -> u128 {
         u128::from(t) * u128::from(quota.amount())
     }
 
+    #[inline]
     pub(crate) fn cost(n: u64, quota: &Quota) -> u128 {
-        u128::from(n).saturating_mul(u128::from(quota.window()))
+        // 64 x 64 bits: the product always fits in 128.
+        u128::from(n) * u128::from(quota.window())
     }
 
     /// Scaled backlog: how far the TAT is ahead of `now`.
+    #[inline]
     pub(crate) fn backlog(&self, now: Nanos, quota: &Quota) -> u128 {
         self.tat.saturating_sub(Self::scaled(now, quota))
     }
 
     /// The instant decisions are made at: never before the latest grant, so a clock that steps
     /// backwards sees the state as of the latest grant and is granted nothing extra.
+    #[inline]
     pub(crate) fn effective(&self, now: Nanos) -> Nanos {
         now.max(self.latest)
     }
 
+    #[inline]
     pub(crate) fn record(&mut self, n: u64, at: Nanos, quota: &Quota) -> Ticket {
         let at = self.effective(at);
         let prev = self.latest;
@@ -152,6 +158,25 @@ pub struct Gcra {
 }
 
 impl Gcra {
+    /// [`Algorithm::earliest`] for an `n` already known to fit the capacity.
+    #[inline]
+    pub(crate) fn earliest_fit(&self, n: u64, now: Nanos) -> Nanos {
+        let q = &self.quota;
+        let t = self.schedule.effective(now);
+        let now_s = Schedule::scaled(t, q);
+        let cap = self.capacity();
+        let pushed = self
+            .schedule
+            .tat
+            .max(now_s)
+            .saturating_add(Schedule::cost(n, q));
+        if pushed <= now_s.saturating_add(cap) {
+            return t;
+        }
+        // Fits at the first t with pushed <= t * amount + cap.
+        div_ceil_sat(pushed - cap, u128::from(q.amount()))
+    }
+
     /// A full bucket enforcing `quota`.
     #[must_use]
     pub fn new(quota: Quota) -> Self {
@@ -161,15 +186,9 @@ impl Gcra {
         }
     }
 
+    #[inline]
     fn capacity(&self) -> u128 {
         Schedule::cost(self.quota.burst(), &self.quota)
-    }
-
-    pub(crate) fn name(&self, resource: &'static str) -> LimitName {
-        LimitName {
-            resource,
-            window: self.quota.window(),
-        }
     }
 }
 
@@ -184,28 +203,8 @@ impl Algorithm for Gcra {
 
     #[inline]
     fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge> {
-        if n > self.quota.burst() {
-            return Err(TooLarge {
-                requested: n,
-                max: self.quota.burst(),
-                unit: "units",
-                limit: self.name("units"),
-            });
-        }
-        let q = &self.quota;
-        let t = self.schedule.effective(now);
-        let now_s = Schedule::scaled(t, q);
-        let cap = self.capacity();
-        let pushed = self
-            .schedule
-            .tat
-            .max(now_s)
-            .saturating_add(Schedule::cost(n, q));
-        if pushed <= now_s.saturating_add(cap) {
-            return Ok(t);
-        }
-        // Fits at the first t with pushed <= t * amount + cap.
-        Ok(div_ceil_sat(pushed - cap, u128::from(q.amount())))
+        super::check_cost(n, self.max_cost(), self.quota.window())?;
+        Ok(self.earliest_fit(n, now))
     }
 
     #[inline]

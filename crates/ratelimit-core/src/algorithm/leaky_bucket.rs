@@ -9,7 +9,7 @@
 use super::gcra::Schedule;
 use super::quota::Quota;
 use super::{Algorithm, Status, Ticket};
-use crate::error::{LimitName, TooLarge};
+use crate::error::TooLarge;
 use crate::time::{Nanos, div_ceil_sat};
 
 /// Leaky bucket meter: `amount` units per `window`, spaced evenly; no request larger than `burst`.
@@ -36,6 +36,16 @@ pub struct LeakyBucket {
 }
 
 impl LeakyBucket {
+    /// [`Algorithm::earliest`] for an `n` already known to fit the capacity.
+    #[inline]
+    pub(crate) fn earliest_fit(&self, _n: u64, now: Nanos) -> Nanos {
+        let t = self.schedule.effective(now);
+        if self.schedule.tat <= Schedule::scaled(t, &self.quota) {
+            return t;
+        }
+        div_ceil_sat(self.schedule.tat, u128::from(self.quota.amount())).max(t)
+    }
+
     /// An idle meter enforcing `quota`.
     #[must_use]
     pub fn new(quota: Quota) -> Self {
@@ -56,22 +66,8 @@ impl Algorithm for LeakyBucket {
     }
 
     fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge> {
-        if n > self.quota.burst() {
-            return Err(TooLarge {
-                requested: n,
-                max: self.quota.burst(),
-                unit: "units",
-                limit: LimitName {
-                    resource: "units",
-                    window: self.quota.window(),
-                },
-            });
-        }
-        let t = self.schedule.effective(now);
-        if self.schedule.tat <= Schedule::scaled(t, &self.quota) {
-            return Ok(t);
-        }
-        Ok(div_ceil_sat(self.schedule.tat, u128::from(self.quota.amount())).max(t))
+        super::check_cost(n, self.max_cost(), self.quota.window())?;
+        Ok(self.earliest_fit(n, now))
     }
 
     fn record(&mut self, n: u64, at: Nanos, _now: Nanos) -> Ticket {

@@ -129,6 +129,7 @@ pub trait Algorithm {
     ///
     /// # Errors
     /// [`TakeError::Wait`] with the exact wait, or [`TakeError::TooLarge`].
+    #[inline]
     fn try_take(&mut self, n: u64, now: Nanos) -> Result<Ticket, TakeError> {
         let at = self.earliest(n, now)?;
         if at > now {
@@ -144,6 +145,7 @@ pub trait Algorithm {
     ///
     /// # Errors
     /// [`TooLarge`] if `n` can never fit.
+    #[inline]
     fn reserve(&mut self, n: u64, now: Nanos) -> Result<Ticket, TooLarge> {
         let at = self.earliest(n, now)?;
         Ok(self.record(n, at, now))
@@ -154,6 +156,28 @@ pub trait Algorithm {
     /// zero.
     fn give_back(&mut self, mut ticket: Ticket, now: Nanos) {
         self.adjust(&mut ticket, 0, now);
+    }
+}
+
+/// Refuses `n` beyond what an algorithm can ever grant at once.
+#[inline]
+pub(crate) fn check_cost(n: u64, max: u64, window: Nanos) -> Result<(), TooLarge> {
+    if n > max {
+        return Err(too_large(n, max, window));
+    }
+    Ok(())
+}
+
+#[cold]
+fn too_large(n: u64, max: u64, window: Nanos) -> TooLarge {
+    TooLarge {
+        requested: n,
+        max,
+        unit: "units",
+        limit: crate::error::LimitName {
+            resource: "units",
+            window,
+        },
     }
 }
 

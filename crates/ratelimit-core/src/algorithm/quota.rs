@@ -82,18 +82,21 @@ impl Quota {
 
     /// Units per window.
     #[must_use]
+    #[inline]
     pub fn amount(&self) -> u64 {
         self.amount
     }
 
     /// The window (refill period for bucket algorithms), in nanoseconds.
     #[must_use]
+    #[inline]
     pub fn window(&self) -> Nanos {
         self.window
     }
 
     /// The total capacity of bucket algorithms.
     #[must_use]
+    #[inline]
     pub fn burst(&self) -> u64 {
         self.burst
     }

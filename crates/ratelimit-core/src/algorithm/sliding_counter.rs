@@ -15,7 +15,7 @@
 
 use super::quota::Quota;
 use super::{Algorithm, Status, Ticket, window_index};
-use crate::error::{LimitName, TooLarge};
+use crate::error::TooLarge;
 use crate::time::Nanos;
 
 /// Sliding window counter: approximately `amount` per sliding `window`; see the module docs for
@@ -41,6 +41,25 @@ pub struct SlidingWindowCounter {
 }
 
 impl SlidingWindowCounter {
+    /// [`Algorithm::earliest`] for an `n` already known to fit the capacity.
+    #[inline]
+    pub(crate) fn earliest_fit(&self, n: u64, now: Nanos) -> Nanos {
+        let w = self.quota.window();
+        let t0 = now.max(self.horizon);
+        let k = window_index(t0, w);
+        let (previous, current) = self.counts_for(k);
+        if let Some(t) = self.earliest_in(k, t0, previous, current, n) {
+            return t;
+        }
+        let next = k.saturating_add(1);
+        let next_start = next.saturating_mul(w);
+        if let Some(t) = self.earliest_in(next, next_start, current, 0, n) {
+            return t;
+        }
+        // Two windows on, both counts are zero and any n <= limit fits.
+        next.saturating_add(1).saturating_mul(w)
+    }
+
     /// An empty counter enforcing `quota` (its burst is ignored).
     #[must_use]
     pub fn new(quota: Quota) -> Self {
@@ -114,32 +133,8 @@ impl Algorithm for SlidingWindowCounter {
     }
 
     fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge> {
-        let limit = self.quota.amount();
-        if n > limit {
-            return Err(TooLarge {
-                requested: n,
-                max: limit,
-                unit: "units",
-                limit: LimitName {
-                    resource: "units",
-                    window: self.quota.window(),
-                },
-            });
-        }
-        let w = self.quota.window();
-        let t0 = now.max(self.horizon);
-        let k = window_index(t0, w);
-        let (previous, current) = self.counts_for(k);
-        if let Some(t) = self.earliest_in(k, t0, previous, current, n) {
-            return Ok(t);
-        }
-        let next = k.saturating_add(1);
-        let next_start = next.saturating_mul(w);
-        if let Some(t) = self.earliest_in(next, next_start, current, 0, n) {
-            return Ok(t);
-        }
-        // Two windows on, both counts are zero and any n <= limit fits.
-        Ok(next.saturating_add(1).saturating_mul(w))
+        super::check_cost(n, self.max_cost(), self.quota.window())?;
+        Ok(self.earliest_fit(n, now))
     }
 
     fn record(&mut self, n: u64, at: Nanos, _now: Nanos) -> Ticket {

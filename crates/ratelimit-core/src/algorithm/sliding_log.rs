@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use super::quota::Quota;
 use super::{Algorithm, Status, Ticket};
-use crate::error::{LimitName, TooLarge};
+use crate::error::TooLarge;
 use crate::time::Nanos;
 
 /// Ticket mark for a zero-unit grant, which records no entry.
@@ -56,6 +56,27 @@ pub struct SlidingWindowLog {
 }
 
 impl SlidingWindowLog {
+    /// [`Algorithm::earliest`] for an `n` already known to fit the capacity.
+    #[inline]
+    pub(crate) fn earliest_fit(&self, n: u64, now: Nanos) -> Nanos {
+        let limit = self.quota.amount();
+        let t0 = self.effective(now);
+        let last = self.last_cum();
+        if last - self.cum_before(self.first_live(t0)) + n <= limit {
+            return t0;
+        }
+        // Drop entries from the front until the rest plus `n` fits: the first entry j with
+        // last - cum[j] + n <= limit, i.e. cum[j] >= last + n - limit. It leaves the window at
+        // entries[j].at + window.
+        let target = last.saturating_add(n) - limit;
+        let j = self.entries.partition_point(|e| e.cum < target);
+        let leaves = self
+            .entries
+            .get(j)
+            .map_or(t0, |e| e.at.saturating_add(self.quota.window()));
+        leaves.max(t0)
+    }
+
     /// An empty log enforcing `quota` (its burst is ignored).
     #[must_use]
     pub fn new(quota: Quota) -> Self {
@@ -149,33 +170,8 @@ impl Algorithm for SlidingWindowLog {
     }
 
     fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge> {
-        let limit = self.quota.amount();
-        if n > limit {
-            return Err(TooLarge {
-                requested: n,
-                max: limit,
-                unit: "units",
-                limit: LimitName {
-                    resource: "units",
-                    window: self.quota.window(),
-                },
-            });
-        }
-        let t0 = self.effective(now);
-        let last = self.last_cum();
-        if last - self.cum_before(self.first_live(t0)) + n <= limit {
-            return Ok(t0);
-        }
-        // Drop entries from the front until the rest plus `n` fits: the first entry j with
-        // last - cum[j] + n <= limit, i.e. cum[j] >= last + n - limit. It leaves the window at
-        // entries[j].at + window.
-        let target = last.saturating_add(n) - limit;
-        let j = self.entries.partition_point(|e| e.cum < target);
-        let leaves = self
-            .entries
-            .get(j)
-            .map_or(t0, |e| e.at.saturating_add(self.quota.window()));
-        Ok(leaves.max(t0))
+        super::check_cost(n, self.max_cost(), self.quota.window())?;
+        Ok(self.earliest_fit(n, now))
     }
 
     fn record(&mut self, n: u64, at: Nanos, now: Nanos) -> Ticket {

@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use super::limit::{Limit, LimitId, Resource};
-use super::{Dim, MAX_LIMITS, Policy};
+use super::{Dim, MAX_LIMITS, Policy, Spec};
 use crate::algorithm::{Concurrency, Quota, quota};
 use crate::error::ConfigError;
 use crate::meter::Meter;
@@ -157,19 +157,28 @@ impl PolicyBuilder {
                 expected: "at most 8 limits per policy",
             });
         }
-        let mut dims = Vec::with_capacity(self.limits.len());
+        let mut specs = Vec::with_capacity(self.limits.len());
+        let mut meters = Vec::with_capacity(self.limits.len());
         for (field, limit) in &self.limits {
             let quota = validate(field, limit, multiplier)?;
-            dims.push(Dim {
+            meters.push(Meter::new(limit.algorithm, quota));
+            specs.push(Spec {
                 field: field.clone(),
                 limit: *limit,
-                meter: Meter::new(limit.algorithm, quota),
             });
         }
-        check_consistency(&dims)?;
+        check_consistency(&specs)?;
         let concurrency = self.concurrency.map(Concurrency::new).transpose()?;
         Ok(Policy {
-            dims,
+            dims: meters
+                .into_iter()
+                .zip(&specs)
+                .map(|(meter, spec)| Dim {
+                    resource: spec.limit.resource,
+                    meter,
+                })
+                .collect(),
+            specs: std::sync::Arc::new(specs),
             concurrency,
             burndown_milli,
             burst_multiplier: multiplier,
@@ -252,11 +261,11 @@ pub(super) fn validate(field: &str, limit: &Limit, multiplier: f64) -> Result<Qu
     })
 }
 
-pub(super) fn check_consistency_pub(dims: &[Dim]) -> Result<(), ConfigError> {
+pub(super) fn check_consistency_pub(dims: &[Spec]) -> Result<(), ConfigError> {
     check_consistency(dims)
 }
 
-fn check_consistency(dims: &[Dim]) -> Result<(), ConfigError> {
+fn check_consistency(dims: &[Spec]) -> Result<(), ConfigError> {
     for (i, a) in dims.iter().enumerate() {
         for b in &dims[..i] {
             if a.limit.resource != b.limit.resource {
@@ -300,7 +309,7 @@ impl Policy {
     /// Finds the limit on `resource` over `window` nanoseconds.
     #[must_use]
     pub fn find(&self, resource: Resource, window: u64) -> Option<LimitId> {
-        self.dims
+        self.specs
             .iter()
             .position(|d| d.limit.resource == resource && d.limit.window == window)
             .map(|i| LimitId(i as u8))

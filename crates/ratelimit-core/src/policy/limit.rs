@@ -8,15 +8,16 @@ use crate::time::Nanos;
 /// What a limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
+#[repr(u8)]
 pub enum Resource {
     /// Requests (each request costs [`Cost::requests`](crate::Cost::requests), normally 1).
-    Requests,
-    /// Input plus output tokens, output weighted by the policy's burndown rate.
-    Tokens,
+    Requests = 0,
     /// Input (prompt) tokens only.
-    InputTokens,
+    InputTokens = 1,
     /// Output (completion) tokens only.
-    OutputTokens,
+    OutputTokens = 2,
+    /// Input plus output tokens, output weighted by the policy's burndown rate.
+    Tokens = 3,
 }
 
 impl Resource {

@@ -21,6 +21,8 @@ pub use cost::{Cost, Reservation};
 pub use decision::{Decision, LimitState, LimitedBy, Rejection, StartError};
 pub use limit::{Limit, LimitId, Resource};
 
+use std::sync::Arc;
+
 use crate::algorithm::{Algorithm, Concurrency, Quota, Ticket};
 use crate::error::{ConfigError, LimitName, TooLarge};
 use crate::meter::Meter;
@@ -37,11 +39,18 @@ const NO_TICKET: Ticket = Ticket {
     gap: 0,
 };
 
+/// A limit's live state and what it counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Dim {
+    resource: Resource,
+    meter: Meter,
+}
+
+/// A limit as configured, with the name it was given (for messages). Cold: off the decision path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Spec {
     field: String,
     limit: Limit,
-    meter: Meter,
 }
 
 /// Units of `cost` counted by a limit on `resource`, output tokens weighted by the burndown rate
@@ -56,10 +65,23 @@ fn amount(burndown_milli: u64, resource: Resource, cost: &Cost) -> u64 {
             let weighted = if burndown_milli == 1000 {
                 cost.output_tokens
             } else {
-                let w = u128::from(cost.output_tokens) * u128::from(burndown_milli);
-                u64::try_from(w.div_ceil(1000)).unwrap_or(u64::MAX)
+                weighted_output(cost.output_tokens, burndown_milli)
             };
             cost.input_tokens.saturating_add(weighted)
+        }
+    }
+}
+
+/// `ceil(output * burndown_milli / 1000)`, saturating. Kept out of line: most policies have no
+/// burndown, and the compiler would otherwise compute this ahead of the check.
+#[cold]
+#[inline(never)]
+fn weighted_output(output: u64, burndown_milli: u64) -> u64 {
+    match output.checked_mul(burndown_milli) {
+        Some(w) => w.div_ceil(1000),
+        None => {
+            let w = u128::from(output) * u128::from(burndown_milli);
+            u64::try_from(w.div_ceil(1000)).unwrap_or(u64::MAX)
         }
     }
 }
@@ -91,7 +113,10 @@ fn amount(burndown_milli: u64, resource: Resource, cost: &Cost) -> u64 {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
+    /// One meter per limit, with what it counts: the hot state.
     dims: Vec<Dim>,
+    /// The limits as configured, parallel to `meters`; shared between clones.
+    specs: Arc<Vec<Spec>>,
     concurrency: Option<Concurrency>,
     burndown_milli: u64,
     burst_multiplier: f64,
@@ -110,7 +135,7 @@ impl Policy {
 
     /// The configured limits with their ids, in order.
     pub fn limits(&self) -> impl Iterator<Item = (LimitId, &Limit)> {
-        self.dims
+        self.specs
             .iter()
             .enumerate()
             .map(|(i, d)| (LimitId(i as u8), &d.limit))
@@ -122,17 +147,44 @@ impl Policy {
         self.concurrency.as_ref()
     }
 
-    fn too_large(dim: &Dim, mut err: TooLarge) -> TooLarge {
-        err.unit = dim.limit.resource.unit();
-        err.limit = LimitName {
-            resource: dim.limit.resource.unit(),
-            window: dim.limit.window,
-        };
-        err
+    #[cold]
+    fn too_large(&self, index: usize, requested: u64, max: u64) -> TooLarge {
+        let limit = &self.specs[index].limit;
+        TooLarge {
+            requested,
+            max,
+            unit: limit.resource.unit(),
+            limit: LimitName {
+                resource: limit.resource.unit(),
+                window: limit.window,
+            },
+        }
+    }
+
+    /// `cost` per resource, indexed by `Resource as usize`: computed once per decision.
+    #[inline(always)]
+    fn shares(&self, cost: &Cost) -> [u64; 4] {
+        [
+            cost.requests,
+            cost.input_tokens,
+            cost.output_tokens,
+            amount(self.burndown_milli, Resource::Tokens, cost),
+        ]
+    }
+
+    /// Each limit's share of `cost`, computed once per decision.
+    #[inline]
+    fn amounts(&self, cost: &Cost) -> [u64; MAX_LIMITS] {
+        let mut amounts = [0; MAX_LIMITS];
+        for (slot, dim) in amounts.iter_mut().zip(&self.dims) {
+            *slot = amount(self.burndown_milli, dim.resource, cost);
+        }
+        amounts
     }
 
     /// The earliest instant, not before `from`, at which every rate limit admits `cost`, and the
     /// limit that pushed it furthest; the concurrency limit's size is checked too.
+    #[inline]
     fn earliest(&self, cost: &Cost, from: Nanos) -> Result<(Nanos, Option<LimitId>), TooLarge> {
         let found = self.earliest_rates(cost, from)?;
         if let Some(c) = &self.concurrency {
@@ -142,7 +194,7 @@ impl Policy {
     }
 
     /// [`earliest`](Self::earliest) over the rate limits only.
-    #[inline]
+    #[inline(always)]
     fn earliest_rates(
         &self,
         cost: &Cost,
@@ -151,17 +203,19 @@ impl Policy {
         let mut t = from;
         let mut limiting = None;
         let mut too_large = None;
+        let shares = self.shares(cost);
         for (i, dim) in self.dims.iter().enumerate() {
-            let n = self.amount(dim.limit.resource, cost);
-            match dim.meter.earliest(n, t) {
-                Ok(at) if at > t => {
-                    t = at;
-                    limiting = Some(LimitId(i as u8));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    too_large.get_or_insert(Self::too_large(dim, e));
-                }
+            let n = shares[dim.resource as usize];
+            let meter = &dim.meter;
+            let max = meter.max_cost();
+            if n > max {
+                too_large.get_or_insert_with(|| self.too_large(i, n, max));
+                continue;
+            }
+            let at = meter.earliest_fit(n, t);
+            if at > t {
+                t = at;
+                limiting = Some(LimitId(i as u8));
             }
         }
         match too_large {
@@ -170,11 +224,11 @@ impl Policy {
         }
     }
 
+    #[inline]
     fn record(&mut self, cost: &Cost, at: Nanos, now: Nanos) -> Reservation {
         let mut tickets = [NO_TICKET; MAX_LIMITS];
-        let burndown = self.burndown_milli;
-        for (dim, ticket) in self.dims.iter_mut().zip(&mut tickets) {
-            let n = amount(burndown, dim.limit.resource, cost);
+        let amounts = self.amounts(cost);
+        for ((dim, ticket), n) in self.dims.iter_mut().zip(&mut tickets).zip(amounts) {
             *ticket = dim.meter.record(n, at, now);
         }
         let prev_horizon = self.horizon;
@@ -203,6 +257,7 @@ impl Policy {
     /// # Errors
     /// [`Rejection::RateLimited`] with the exact wait, [`Rejection::ConcurrencyFull`], or
     /// [`Rejection::TooLarge`] when some limit can never admit the request.
+    #[inline]
     pub fn try_acquire(&mut self, cost: &Cost, now: Nanos) -> Result<Reservation, Rejection> {
         let (t, limiting) = self.earliest(cost, now.max(self.horizon))?;
         if t > now {
@@ -238,10 +293,9 @@ impl Policy {
                 limited_by: limiting.unwrap_or(LimitId(0)),
             });
         }
-        let burndown = self.burndown_milli;
+        let shares = self.shares(cost);
         for dim in &mut self.dims {
-            let n = amount(burndown, dim.limit.resource, cost);
-            let _ = dim.meter.record(n, now, now);
+            let _ = dim.meter.record(shares[dim.resource as usize], now, now);
         }
         self.horizon = self.horizon.max(now);
         self.seq += 1;
@@ -286,16 +340,20 @@ impl Policy {
     /// Replaces the reservation's cost with `actual` in every limit (refund or charge), combined
     /// tokens included. Usage whose window has passed no longer counts and is left alone.
     pub fn adjust(&mut self, reservation: &mut Reservation, actual: &Cost, now: Nanos) {
-        for i in 0..self.dims.len() {
-            let n = self.amount(self.dims[i].limit.resource, actual);
-            self.dims[i]
-                .meter
-                .adjust(&mut reservation.tickets[i], n, now);
+        let amounts = self.amounts(actual);
+        for ((dim, ticket), n) in self
+            .dims
+            .iter_mut()
+            .zip(&mut reservation.tickets)
+            .zip(amounts)
+        {
+            dim.meter.adjust(ticket, n, now);
         }
         reservation.cost = *actual;
     }
 
     /// The request is finished: frees its concurrency slot. Its rate usage stays counted.
+    #[inline]
     pub fn release(&mut self, reservation: Reservation) {
         if let Some(c) = &mut self.concurrency {
             c.release(reservation.slots);
@@ -363,11 +421,11 @@ impl Policy {
     fn decision(&self, now: Nanos, at: Nanos, limited_by: Option<LimitedBy>) -> Decision {
         let allowed = limited_by.is_none() && at <= now;
         let mut d = Decision::new(allowed, at.saturating_sub(now), limited_by);
-        for (i, dim) in self.dims.iter().enumerate() {
+        for (i, (spec, dim)) in self.specs.iter().zip(&self.dims).enumerate() {
             d.push(LimitState {
                 id: LimitId(i as u8),
-                resource: dim.limit.resource,
-                window: dim.limit.window,
+                resource: spec.limit.resource,
+                window: spec.limit.window,
                 status: dim.meter.peek(now),
             });
         }
@@ -382,14 +440,14 @@ impl Policy {
     /// [`ConfigError`] when the amount is invalid or breaks the policy's consistency; nothing
     /// changes then.
     pub fn set_amount(&mut self, id: LimitId, amount: u64, now: Nanos) -> Result<(), ConfigError> {
-        let Some(dim) = self.dims.get(id.index()) else {
+        let Some(spec) = self.specs.get(id.index()) else {
             return Err(ConfigError::OutOfRange {
                 field: "limit id".into(),
                 value: id.index().to_string(),
                 expected: "an id returned by this policy",
             });
         };
-        let mut limit = dim.limit;
+        let mut limit = spec.limit;
         if let Some(burst) = limit.burst {
             let ratio = burst as f64 / limit.amount as f64;
             limit.burst = Some(((amount as f64 * ratio).floor() as u64).max(1));
@@ -406,27 +464,26 @@ impl Policy {
     /// policy's consistency; nothing changes then.
     pub fn set_limit(&mut self, id: LimitId, limit: Limit, now: Nanos) -> Result<(), ConfigError> {
         let i = id.index();
-        let Some(dim) = self.dims.get(i) else {
+        let Some(spec) = self.specs.get(i) else {
             return Err(ConfigError::OutOfRange {
                 field: "limit id".into(),
                 value: i.to_string(),
                 expected: "an id returned by this policy",
             });
         };
-        let field = dim.field.clone();
-        if limit.resource != dim.limit.resource || limit.algorithm != dim.limit.algorithm {
+        let field = spec.field.clone();
+        if limit.resource != spec.limit.resource || limit.algorithm != spec.limit.algorithm {
             return Err(ConfigError::Inconsistent {
                 field,
                 reason: "a runtime change keeps the limit's resource and algorithm".into(),
             });
         }
         let quota: Quota = builder::validate(&field, &limit, self.burst_multiplier)?;
-        let mut candidate = self.dims.clone();
+        let mut candidate = (*self.specs).clone();
         candidate[i].limit = limit;
         builder::check_consistency_pub(&candidate)?;
-        let dim = &mut self.dims[i];
-        dim.limit = limit;
-        dim.meter.set_quota(quota, now);
+        Arc::make_mut(&mut self.specs)[i].limit = limit;
+        self.dims[i].meter.set_quota(quota, now);
         Ok(())
     }
 
