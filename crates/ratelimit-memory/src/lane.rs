@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use ratelimit_core::{Clock, Cost, Nanos, Policy, Rejection, Reservation, StartError};
 use ratelimit_limiter::{AcquireError, BackendError, Permit, PermitHandle, Request, StatsRecorder};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::queue::Queue;
 
@@ -181,6 +182,27 @@ impl Handle {
             engine.waiting.fetch_add(1, Ordering::Relaxed);
             state.queue.push(request.priority, cost)
         };
+        let span = tracing::debug_span!(
+            "rate_limit.wait",
+            priority = ?request.priority,
+            requests = cost.requests,
+            input_tokens = cost.input_tokens,
+            output_tokens = cost.output_tokens,
+        );
+        self.wait_in_line(id, cost, start, deadline)
+            .instrument(span)
+            .await
+    }
+
+    /// Waits in the line until granted, refused or out of time; cancellation-safe.
+    async fn wait_in_line(
+        &self,
+        id: u64,
+        cost: Cost,
+        start: Nanos,
+        deadline: Option<Nanos>,
+    ) -> Result<Permit, AcquireError> {
+        let engine = &self.engine;
         let mut guard = WaitGuard {
             handle: self.clone(),
             id,
@@ -201,6 +223,7 @@ impl Handle {
                 Step::Refused(err) => {
                     guard.done = true;
                     engine.stats.refused();
+                    tracing::debug!(error = %err, "refused while waiting");
                     return Err(err);
                 }
                 Step::WaitTurn(n) | Step::WaitSlot(n) => wait(n.notified(), deadline_at).await,
@@ -220,6 +243,7 @@ impl Handle {
                 // Out of time before our turn came: leave the line (the guard cleans up).
                 guard.cleanup(false);
                 engine.stats.refused();
+                tracing::debug!("out of time while waiting");
                 if for_slot {
                     return Err(AcquireError::ConcurrencyFull);
                 }
