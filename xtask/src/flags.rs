@@ -7,12 +7,23 @@ pub(crate) const HELP: &str = "\
 cargo xtask <COMMAND> [OPTIONS] [-- ARGS...]
 
 Commands:
-  test [--no-lint] [-- ARGS]    The project's one test command: cargo fmt --check,
+  test [--no-lint] [--no-services] [-- ARGS]
+                                The project's one test command: cargo fmt --check,
                                 cargo clippy -D warnings, cargo test, cargo doc
                                 (rustdoc -D warnings). ARGS go to `cargo test`,
                                 e.g. `cargo xtask test -- -p ratelimit-core`.
+                                `cargo test` runs against Redis that xtask starts
+                                (apt-get installs redis-server if missing): a
+                                standalone server and a 3-master cluster on free
+                                127.0.0.1 ports, exported as RATELIMIT_REDIS_URL,
+                                RATELIMIT_REDIS_CLUSTER_URLS (comma-separated),
+                                RATELIMIT_REDIS_SERVER_BIN, RATELIMIT_REDIS_CLI_BIN;
+                                stopped when the tests end.
                                 --no-lint skips fmt, clippy and doc.
-  ci [--no-lint] [-- ARGS]      Exactly the same as `test` (for CI configs).
+                                --no-services starts no Redis (quick local runs;
+                                tests that need it then skip or fail).
+  ci [--no-lint] [--no-services] [-- ARGS]
+                                Exactly the same as `test` (for CI configs).
   bench [--report-only] [-- ARGS]
                                 Runs `cargo bench -p ratelimit-benches ARGS`, then
                                 regenerates docs/benchmarks.md from target/criterion.
@@ -36,6 +47,8 @@ pub(crate) enum Command {
 pub(crate) struct TestArgs {
     /// Run `cargo fmt`, `cargo clippy` and `cargo doc` (off with `--no-lint`).
     pub(crate) lint: bool,
+    /// Start the test services, i.e. Redis (off with `--no-services`).
+    pub(crate) services: bool,
     /// Everything after `--`, passed verbatim to `cargo test`.
     pub(crate) cargo_test_args: Vec<String>,
 }
@@ -75,9 +88,10 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Command> {
             Ok(Command::Help)
         }
         "test" | "ci" => {
-            reject_unknown(&command, &own, &["--no-lint"])?;
+            reject_unknown(&command, &own, &["--no-lint", "--no-services"])?;
             Ok(Command::Test(TestArgs {
                 lint: !own.iter().any(|a| a == "--no-lint"),
+                services: !own.iter().any(|a| a == "--no-services"),
                 cargo_test_args: passthrough,
             }))
         }
@@ -120,6 +134,7 @@ mod tests {
     fn test_and_ci_are_the_same() {
         let expected = Command::Test(TestArgs {
             lint: true,
+            services: true,
             cargo_test_args: vec![],
         });
         assert_eq!(parse_str("test").unwrap(), expected);
@@ -132,6 +147,7 @@ mod tests {
             parse_str("test --no-lint -- -p ratelimit-core -- --nocapture").unwrap(),
             Command::Test(TestArgs {
                 lint: false,
+                services: true,
                 cargo_test_args: vec![
                     "-p".into(),
                     "ratelimit-core".into(),
@@ -140,6 +156,19 @@ mod tests {
                 ],
             })
         );
+    }
+
+    #[test]
+    fn no_services_flag() {
+        assert_eq!(
+            parse_str("test --no-services --no-lint").unwrap(),
+            Command::Test(TestArgs {
+                lint: false,
+                services: false,
+                cargo_test_args: vec![],
+            })
+        );
+        assert!(parse_str("bench --no-services").is_err());
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! 1. `cargo fmt --all -- --check`
 //! 2. `cargo clippy --workspace --all-targets --all-features -- -D warnings`
 //! 3. `cargo test --workspace --all-features` with `RUSTDOCFLAGS=-D warnings`
-//!    (unit, integration and doc tests), with the [`Services`] running
+//!    (unit, integration and doc tests), with the [`Services`] running: Redis,
+//!    standalone and cluster, described to the tests by `RATELIMIT_REDIS_*`
+//!    variables (see [`crate::services`])
 //! 4. `cargo doc --workspace --no-deps --all-features` with `RUSTDOCFLAGS=-D warnings`
 //!
-//! `--no-lint` keeps only step 3.
+//! `--no-lint` keeps only step 3; `--no-services` runs it without Redis.
 
 use std::{process::Command, time::Duration};
 
@@ -47,7 +49,11 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
     {
         // Dropped at the end of this block, or on early return, which stops
         // every service whether the tests passed or not.
-        let services = Services::start()?;
+        let services = if args.services {
+            Services::start()?
+        } else {
+            Services::none()
+        };
         let mut test = cargo(&root);
         test.arg("test");
         if !selects_packages(&args.cargo_test_args) {

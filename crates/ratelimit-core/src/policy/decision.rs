@@ -80,6 +80,25 @@ impl Decision {
         }
     }
 
+    /// Assembles a decision from its parts, for backends that compute the numbers elsewhere
+    /// (the Redis backend reads them from its script). `reset_after` is the maximum over the
+    /// limits'; at most [`MAX_LIMITS`] limits are kept.
+    #[must_use]
+    pub fn from_parts(
+        allowed: bool,
+        retry_after: Nanos,
+        limited_by: Option<LimitedBy>,
+        limits: &[LimitState],
+        concurrency: Option<Status>,
+    ) -> Self {
+        let mut d = Self::new(allowed, retry_after, limited_by);
+        for state in limits.iter().take(MAX_LIMITS) {
+            d.push(*state);
+        }
+        d.concurrency = concurrency;
+        d
+    }
+
     pub(crate) fn push(&mut self, state: LimitState) {
         self.reset_after = self.reset_after.max(state.status.reset_after);
         self.limits[usize::from(self.len)] = state;

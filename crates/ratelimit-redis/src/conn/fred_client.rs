@@ -1,0 +1,90 @@
+//! The policy script on the `fred` crate: a reconnecting client, standalone or Cluster.
+
+use async_trait::async_trait;
+use fred::prelude::{
+    Builder, Client, ClientLike, Config, LuaInterface, ReconnectPolicy, ServerConfig,
+};
+use ratelimit_limiter::BackendError;
+
+use super::{POLICY_SCRIPT, ScriptConn, backend_error};
+use crate::error::RedisLimiterError;
+
+/// A `fred` client with the script's SHA1 at hand.
+pub(crate) struct FredConn {
+    client: Client,
+    sha: String,
+}
+
+impl FredConn {
+    /// Connects with a fred URL: `redis://`, `rediss://`, or `redis-cluster://host:port?node=host:port`.
+    pub(crate) async fn connect(url: &str) -> Result<Self, RedisLimiterError> {
+        let config =
+            Config::from_url(url).map_err(|e| RedisLimiterError::Connect(e.to_string()))?;
+        Self::with_config(config).await
+    }
+
+    /// Connects to a Cluster through the given nodes (`redis://host:port` each).
+    pub(crate) async fn connect_cluster(urls: &[String]) -> Result<Self, RedisLimiterError> {
+        let hosts = urls
+            .iter()
+            .map(|u| {
+                let c =
+                    Config::from_url(u).map_err(|e| RedisLimiterError::Connect(e.to_string()))?;
+                match c.server {
+                    ServerConfig::Centralized { server } => Ok(server),
+                    _ => Err(RedisLimiterError::Connect(format!("{u} is not a node URL"))),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = Config {
+            server: ServerConfig::Clustered {
+                hosts,
+                policy: Default::default(),
+            },
+            ..Config::default()
+        };
+        Self::with_config(config).await
+    }
+
+    async fn with_config(config: Config) -> Result<Self, RedisLimiterError> {
+        let client = Builder::from_config(config)
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .build()
+            .map_err(|e| RedisLimiterError::Connect(e.to_string()))?;
+        client
+            .init()
+            .await
+            .map_err(|e| RedisLimiterError::Connect(e.to_string()))?;
+        Ok(Self::from_client(client))
+    }
+
+    /// Uses a client the caller built and initialised.
+    pub(crate) fn from_client(client: Client) -> Self {
+        Self {
+            client,
+            sha: fred::util::sha1_hash(POLICY_SCRIPT),
+        }
+    }
+}
+
+#[async_trait]
+impl ScriptConn for FredConn {
+    async fn run(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, BackendError> {
+        let keys = keys.to_vec();
+        let args = args.to_vec();
+        match self
+            .client
+            .evalsha::<Vec<i64>, _, _, _>(self.sha.as_str(), keys.clone(), args.clone())
+            .await
+        {
+            Ok(r) => Ok(r),
+            // The server lost its scripts: EVAL sends the text and caches it again.
+            Err(e) if e.details().starts_with("NOSCRIPT") => self
+                .client
+                .eval::<Vec<i64>, _, _, _>(POLICY_SCRIPT, keys, args)
+                .await
+                .map_err(|e| backend_error("fred", e)),
+            Err(e) => Err(backend_error("fred", e)),
+        }
+    }
+}

@@ -1,0 +1,718 @@
+//! `RedisLimiter`: the async shell that turns `Limiter` calls into script calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ratelimit_core::algorithm::Status;
+use ratelimit_core::{ConfigError, Cost, Decision, LimitId, LimitState, Policy};
+use ratelimit_limiter::{
+    AcquireError, BackendError, Limiter, Permit, PermitHandle, Request, Stats, StatsRecorder,
+};
+use tokio::sync::Notify;
+
+use crate::conn::ScriptConn;
+use crate::error::RedisLimiterError;
+use crate::layout::{DimLayout, layout};
+
+/// What a limiter does when Redis cannot be reached after its retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Refuse with [`AcquireError::Backend`]: never exceed the limit, even blind.
+    #[default]
+    FailClosed,
+    /// Grant without counting: availability over the limit.
+    FailOpen,
+}
+
+/// How a [`RedisLimiter`] names its keys and talks to Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// Namespace of every key, e.g. a tenant or application (`llmrl` by default).
+    pub prefix: String,
+    /// The budget's name: processes that share a name share a budget.
+    pub name: String,
+    /// How long a concurrency slot is held if its holder vanishes (crash) without releasing it.
+    pub lease: Duration,
+    /// Timeout of one script call.
+    pub call_timeout: Duration,
+    /// Attempts per script call before the failure policy applies (at least 1).
+    pub attempts: u32,
+    /// First retry delay; doubles each attempt, with full jitter.
+    pub backoff: Duration,
+    /// What to do when Redis stays unreachable.
+    pub on_failure: FailurePolicy,
+}
+
+impl RedisConfig {
+    /// Defaults for a budget called `name`.
+    #[must_use]
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            prefix: "llmrl".into(),
+            name: name.into(),
+            lease: Duration::from_secs(600),
+            call_timeout: Duration::from_secs(1),
+            attempts: 3,
+            backoff: Duration::from_millis(20),
+            on_failure: FailurePolicy::FailClosed,
+        }
+    }
+}
+
+struct Inner {
+    conn: Arc<dyn ScriptConn>,
+    config: RedisConfig,
+    policy: parking_lot::Mutex<(Policy, Vec<DimLayout>)>,
+    stats: StatsRecorder,
+    /// Woken when this process releases a concurrency slot.
+    released: Notify,
+    /// Give-backs of dropped waiters still on their way to Redis; a new request from this process
+    /// waits for them, so it never finds a place that is already free still taken.
+    cancels_in_flight: std::sync::atomic::AtomicUsize,
+    cancels_done: Notify,
+    next_permit: AtomicU64,
+    instance: u64,
+}
+
+/// A limiter whose budget lives in Redis, shared by every process that uses the same name.
+///
+/// Waiting is a reservation: the script places the request at the earliest instant every limit
+/// admits it (after everyone who reserved before, across all processes) and the caller sleeps
+/// exactly until then; a waiter that is dropped gives its reservation back.
+#[derive(Clone)]
+pub struct RedisLimiter {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One limit's share of a grant, as the script returned it.
+#[derive(Debug, Clone, Copy)]
+struct Slice {
+    held: u64,
+    mark: i64,
+    backlog_before: i64,
+    last_before: i64,
+}
+
+/// A grant as the script recorded it.
+#[derive(Debug, Clone)]
+struct Grant {
+    key: String,
+    seq: i64,
+    prev_horizon: i64,
+    at: i64,
+    slices: Vec<Slice>,
+    permit_id: String,
+    slots: u64,
+}
+
+enum Outcome {
+    Granted {
+        now: i64,
+        grant: Grant,
+        started: bool,
+    },
+    RateLimited(Duration),
+    ConcurrencyFull,
+}
+
+impl RedisLimiter {
+    /// A limiter on one Redis server (`redis://host:port/db` or `rediss://` for TLS).
+    ///
+    /// # Errors
+    /// [`RedisLimiterError`] if the policy cannot run on Redis or the server cannot be reached.
+    #[cfg(feature = "redis")]
+    pub async fn connect(
+        url: &str,
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        let conn = crate::conn::RedisRsConn::connect(url).await?;
+        Self::with_conn(Arc::new(conn), policy, config)
+    }
+
+    /// A limiter on a Redis Cluster, reached through any of its nodes.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    #[cfg(feature = "redis")]
+    pub async fn connect_cluster(
+        urls: &[String],
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        let conn = crate::conn::RedisRsConn::connect_cluster(urls).await?;
+        Self::with_conn(Arc::new(conn), policy, config)
+    }
+
+    /// A limiter on an existing `redis` connection manager.
+    ///
+    /// # Errors
+    /// [`RedisLimiterError`] if the policy cannot run on Redis.
+    #[cfg(feature = "redis")]
+    pub fn from_connection_manager(
+        conn: redis::aio::ConnectionManager,
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        Self::with_conn(
+            Arc::new(crate::conn::RedisRsConn::from_manager(conn)),
+            policy,
+            config,
+        )
+    }
+
+    /// A limiter on one server through the `fred` client (`redis://`, `rediss://`, or a
+    /// `redis-cluster://host:port?node=host:port` URL).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    #[cfg(feature = "fred")]
+    pub async fn connect_fred(
+        url: &str,
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        let conn = crate::conn::FredConn::connect(url).await?;
+        Self::with_conn(Arc::new(conn), policy, config)
+    }
+
+    /// A limiter on a Redis Cluster through the `fred` client.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    #[cfg(feature = "fred")]
+    pub async fn connect_fred_cluster(
+        urls: &[String],
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        let conn = crate::conn::FredConn::connect_cluster(urls).await?;
+        Self::with_conn(Arc::new(conn), policy, config)
+    }
+
+    /// A limiter on a `fred` client the caller built and initialised.
+    ///
+    /// # Errors
+    /// [`RedisLimiterError`] if the policy cannot run on Redis.
+    #[cfg(feature = "fred")]
+    pub fn from_fred_client(
+        client: fred::prelude::Client,
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        Self::with_conn(
+            Arc::new(crate::conn::FredConn::from_client(client)),
+            policy,
+            config,
+        )
+    }
+
+    pub(crate) fn with_conn(
+        conn: Arc<dyn ScriptConn>,
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        if config.attempts == 0 {
+            return Err(ConfigError::Zero {
+                field: "attempts".into(),
+            }
+            .into());
+        }
+        if config.name.contains(['{', '}']) || config.prefix.contains(['{', '}']) {
+            return Err(ConfigError::Inconsistent {
+                field: "name".into(),
+                reason: "braces are reserved for the key's hash tag".into(),
+            }
+            .into());
+        }
+        let dims = layout(&policy)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                config,
+                policy: parking_lot::Mutex::new((policy, dims)),
+                stats: StatsRecorder::new(),
+                released: Notify::new(),
+                cancels_in_flight: std::sync::atomic::AtomicUsize::new(0),
+                cancels_done: Notify::new(),
+                next_permit: AtomicU64::new(0),
+                instance: rand::random(),
+            }),
+        })
+    }
+
+    /// The Redis key of the state of `key`'s budget (all of a budget's keys share its hash tag).
+    fn keys(&self, key: &str) -> Vec<String> {
+        let c = &self.inner.config;
+        let tag = format!("{{{}:{}:{}}}", c.prefix, c.name, key);
+        vec![format!("{tag}:state"), format!("{tag}:slots")]
+    }
+
+    fn head(&self, op: &str) -> (Vec<String>, Option<u64>) {
+        let guard = self.inner.policy.lock();
+        let (policy, dims) = &*guard;
+        let mut args = vec![op.to_owned(), dims.len().to_string()];
+        for d in dims {
+            args.extend(d.args().iter().map(u64::to_string));
+        }
+        (args, policy.concurrency().map(|c| c.max()))
+    }
+
+    /// Runs the script with retries, backoff with full jitter, and a timeout per call.
+    async fn run(&self, key: &str, args: &[String]) -> Result<Vec<i64>, BackendError> {
+        let keys = self.keys(key);
+        let c = &self.inner.config;
+        let mut delay = c.backoff;
+        let mut last = None;
+        for attempt in 0..c.attempts {
+            if attempt > 0 {
+                let jitter = rand::random_range(0..=delay.as_micros().max(1) as u64);
+                tokio::time::sleep(Duration::from_micros(jitter)).await;
+                delay = delay.saturating_mul(2);
+            }
+            match tokio::time::timeout(c.call_timeout, self.inner.conn.run(&keys, args)).await {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(e)) => {
+                    tracing::debug!(attempt, error = %e, "redis call failed");
+                    last = Some(e);
+                }
+                Err(_) => {
+                    tracing::debug!(attempt, "redis call timed out");
+                    last = Some(BackendError::new("redis call timed out", None));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| BackendError::new("redis call failed", None)))
+    }
+
+    fn amounts(&self, cost: &Cost) -> Vec<String> {
+        let guard = self.inner.policy.lock();
+        let policy = &guard.0;
+        policy
+            .limits()
+            .map(|(_, l)| policy.amount(l.resource(), cost).to_string())
+            .collect()
+    }
+
+    /// Waits (briefly) for this process's pending give-backs to reach Redis.
+    async fn settle_cancels(&self) {
+        let limit = tokio::time::Instant::now() + self.inner.config.call_timeout;
+        loop {
+            let notified = self.inner.cancels_done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inner.cancels_in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(limit, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn try_once(
+        &self,
+        request: &Request<'_>,
+        mode: u8,
+        deadline: Duration,
+    ) -> Result<Outcome, BackendError> {
+        self.settle_cancels().await;
+        let (mut args, conc) = self.head("acquire");
+        let permit_id = format!(
+            "{:x}-{:x}",
+            self.inner.instance,
+            self.inner.next_permit.fetch_add(1, Ordering::Relaxed)
+        );
+        let slots = request.cost.requests.max(1);
+        args.extend([
+            mode.to_string(),
+            u64::try_from(deadline.as_micros())
+                .unwrap_or(u64::MAX >> 12)
+                .to_string(),
+            conc.unwrap_or(0).to_string(),
+            slots.to_string(),
+            u64::try_from(self.inner.config.lease.as_millis())
+                .unwrap_or(u64::MAX >> 12)
+                .to_string(),
+            permit_id.clone(),
+        ]);
+        let amounts = self.amounts(&request.cost);
+        args.extend(amounts.iter().cloned());
+        let r = self.run(request.key, &args).await?;
+        let bad = || BackendError::new(format!("unexpected script reply {r:?}"), None);
+        let status = *r.first().ok_or_else(bad)?;
+        match status {
+            0 => {
+                let (now, at, seq, prev, started) = (r[1], r[2], r[3], r[4], r[5] == 1);
+                let d = amounts.len();
+                if r.len() != 6 + 4 * d {
+                    return Err(bad());
+                }
+                let slices = (0..d)
+                    .map(|i| Slice {
+                        held: amounts[i].parse().unwrap_or(0),
+                        backlog_before: r[6 + 4 * i],
+                        last_before: r[7 + 4 * i],
+                        mark: r[8 + 4 * i],
+                    })
+                    .collect();
+                Ok(Outcome::Granted {
+                    now,
+                    started,
+                    grant: Grant {
+                        key: request.key.to_owned(),
+                        seq,
+                        prev_horizon: prev,
+                        at,
+                        slices,
+                        permit_id,
+                        slots: if started { slots } else { 0 },
+                    },
+                })
+            }
+            2 | 5 => Ok(Outcome::RateLimited(Duration::from_micros(
+                u64::try_from(*r.get(2).ok_or_else(bad)?).unwrap_or(0),
+            ))),
+            3 => Ok(Outcome::ConcurrencyFull),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Starts a reservation: claims its concurrency slots.
+    async fn start(&self, grant: &mut Grant, slots: u64) -> Result<bool, BackendError> {
+        let (mut args, conc) = self.head("start");
+        let Some(max) = conc else { return Ok(true) };
+        args.extend([
+            max.to_string(),
+            slots.to_string(),
+            u64::try_from(self.inner.config.lease.as_millis())
+                .unwrap_or(u64::MAX >> 12)
+                .to_string(),
+            grant.permit_id.clone(),
+        ]);
+        let r = self.run(&grant.key.clone(), &args).await?;
+        if r.first() == Some(&0) {
+            grant.slots = slots;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    async fn cancel(&self, grant: &Grant) -> Result<(), BackendError> {
+        let (mut args, _) = self.head("cancel");
+        args.extend([
+            grant.seq.to_string(),
+            grant.prev_horizon.to_string(),
+            grant.at.to_string(),
+            grant.permit_id.clone(),
+            grant.slots.to_string(),
+        ]);
+        for s in &grant.slices {
+            args.extend([
+                s.held.to_string(),
+                s.mark.to_string(),
+                s.backlog_before.to_string(),
+                s.last_before.to_string(),
+            ]);
+        }
+        self.run(&grant.key, &args).await.map(drop)
+    }
+
+    fn permit(&self, grant: Grant, cost: Cost, waited: Duration) -> Permit {
+        let handle = RedisPermit {
+            limiter: self.clone(),
+            grant: Some(grant),
+        };
+        Permit::new(Box::new(handle), cost, waited)
+    }
+
+    fn open_permit(&self, cost: Cost) -> Permit {
+        // Fail-open: a grant that was never counted has nothing to settle.
+        Permit::new(Box::new(NoopPermit), cost, Duration::ZERO)
+    }
+
+    fn backend_failed(&self, e: BackendError, cost: Cost) -> Result<Permit, AcquireError> {
+        tracing::warn!(error = %e, policy = ?self.inner.config.on_failure, "redis unreachable");
+        match self.inner.config.on_failure {
+            FailurePolicy::FailOpen => Ok(self.open_permit(cost)),
+            FailurePolicy::FailClosed => {
+                self.inner.stats.refused();
+                Err(AcquireError::Backend(e))
+            }
+        }
+    }
+
+    async fn acquire_inner(
+        &self,
+        request: Request<'_>,
+        timeout: Option<Duration>,
+        try_only: bool,
+    ) -> Result<Permit, AcquireError> {
+        let cost = request.cost;
+        if let Err(e) = self.inner.policy.lock().0.check_size(&cost) {
+            self.inner.stats.refused();
+            return Err(AcquireError::TooLarge(e));
+        }
+        let started_at = tokio::time::Instant::now();
+        let deadline = timeout.map(|t| started_at + t);
+        loop {
+            let mode = if try_only {
+                0
+            } else if deadline.is_some() {
+                2
+            } else {
+                1
+            };
+            let left = deadline.map_or(Duration::ZERO, |d| {
+                d.saturating_duration_since(tokio::time::Instant::now())
+            });
+            let outcome = match self.try_once(&request, mode, left).await {
+                Ok(o) => o,
+                Err(e) => return self.backend_failed(e, cost),
+            };
+            let (now, mut grant, started) = match outcome {
+                Outcome::Granted {
+                    now,
+                    grant,
+                    started,
+                } => (now, grant, started),
+                Outcome::RateLimited(retry_after) => {
+                    self.inner.stats.refused();
+                    return Err(AcquireError::RateLimited { retry_after });
+                }
+                Outcome::ConcurrencyFull => {
+                    self.inner.stats.refused();
+                    return Err(AcquireError::ConcurrencyFull);
+                }
+            };
+            // From here the grant holds capacity: give it back if this future is dropped.
+            let mut guard = CancelGuard {
+                limiter: self.clone(),
+                grant: Some(grant.clone()),
+            };
+            let wait = u64::try_from(grant.at - now).unwrap_or(0);
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_micros(wait)).await;
+            }
+            let has_slots = self.inner.policy.lock().0.concurrency().is_some();
+            if has_slots && !started {
+                let slots = cost.requests.max(1);
+                match self.start(&mut grant, slots).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // No slot: give the rate capacity back rather than sit on it, wait for a
+                        // release, then plan again.
+                        let g = guard.grant.take().expect("armed");
+                        if let Err(e) = self.cancel(&g).await {
+                            return self.backend_failed(e, cost);
+                        }
+                        let pause = deadline.map_or(Duration::from_millis(50), |d| {
+                            d.saturating_duration_since(tokio::time::Instant::now())
+                                .min(Duration::from_millis(50))
+                        });
+                        if pause.is_zero() {
+                            self.inner.stats.refused();
+                            return Err(AcquireError::ConcurrencyFull);
+                        }
+                        // Released here, or (another process) found on the next attempt.
+                        let _ = tokio::time::timeout(pause, self.inner.released.notified()).await;
+                        continue;
+                    }
+                    Err(e) => return self.backend_failed(e, cost),
+                }
+            }
+            guard.grant = None;
+            let waited = started_at.elapsed();
+            self.inner.stats.granted(waited);
+            return Ok(self.permit(grant, cost, waited));
+        }
+    }
+}
+
+/// Gives a reservation back if the waiting future is dropped before its turn.
+struct CancelGuard {
+    limiter: RedisLimiter,
+    grant: Option<Grant>,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if let Some(grant) = self.grant.take() {
+            let limiter = self.limiter.clone();
+            limiter.inner.stats.cancelled();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                limiter
+                    .inner
+                    .cancels_in_flight
+                    .fetch_add(1, Ordering::AcqRel);
+                rt.spawn(async move {
+                    if let Err(e) = limiter.cancel(&grant).await {
+                        tracing::warn!(error = %e, "could not give back a dropped reservation");
+                    }
+                    limiter
+                        .inner
+                        .cancels_in_flight
+                        .fetch_sub(1, Ordering::AcqRel);
+                    limiter.inner.cancels_done.notify_waiters();
+                });
+            }
+        }
+    }
+}
+
+struct RedisPermit {
+    limiter: RedisLimiter,
+    grant: Option<Grant>,
+}
+
+#[async_trait]
+impl PermitHandle for RedisPermit {
+    async fn adjust(&mut self, actual: Cost) -> Result<(), BackendError> {
+        let Some(grant) = &mut self.grant else {
+            return Ok(());
+        };
+        let want = self.limiter.amounts(&actual);
+        let (mut args, _) = self.limiter.head("adjust");
+        for (s, w) in grant.slices.iter().zip(&want) {
+            args.extend([s.held.to_string(), w.clone(), s.mark.to_string()]);
+        }
+        let r = self.limiter.run(&grant.key, &args).await?;
+        for (i, (s, w)) in grant.slices.iter_mut().zip(&want).enumerate() {
+            s.held = w.parse().unwrap_or(s.held);
+            if let Some(mark) = r.get(2 + i) {
+                s.mark = *mark;
+            }
+        }
+        Ok(())
+    }
+
+    async fn cancel(&mut self) -> Result<(), BackendError> {
+        if let Some(grant) = self.grant.take() {
+            self.limiter.cancel(&grant).await?;
+            self.limiter.inner.released.notify_waiters();
+        }
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        let Some(grant) = self.grant.take() else {
+            return;
+        };
+        if grant.slots == 0 {
+            return;
+        }
+        let limiter = self.limiter.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let (mut args, _) = limiter.head("release");
+                args.extend([grant.permit_id.clone(), grant.slots.to_string()]);
+                if let Err(e) = limiter.run(&grant.key, &args).await {
+                    tracing::warn!(error = %e, "could not release a concurrency slot; its lease will expire");
+                }
+                limiter.inner.released.notify_waiters();
+            });
+        }
+    }
+}
+
+struct NoopPermit;
+
+#[async_trait]
+impl PermitHandle for NoopPermit {
+    async fn adjust(&mut self, _actual: Cost) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn cancel(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    fn release(&mut self) {}
+}
+
+#[async_trait]
+impl Limiter for RedisLimiter {
+    async fn acquire(&self, request: Request<'_>) -> Result<Permit, AcquireError> {
+        self.acquire_inner(request, None, false).await
+    }
+
+    async fn try_acquire(&self, request: Request<'_>) -> Result<Permit, AcquireError> {
+        self.acquire_inner(request, None, true).await
+    }
+
+    async fn acquire_timeout(
+        &self,
+        request: Request<'_>,
+        timeout: Duration,
+    ) -> Result<Permit, AcquireError> {
+        self.acquire_inner(request, Some(timeout), false).await
+    }
+
+    async fn status(&self, key: &str) -> Result<Decision, BackendError> {
+        let (mut args, conc) = self.head("status");
+        args.push(conc.unwrap_or(0).to_string());
+        let r = self.run(key, &args).await?;
+        let bad = || BackendError::new(format!("unexpected status reply {r:?}"), None);
+        let (now, horizon, in_use) = (r.get(1).copied().ok_or_else(bad)?, r[2], r[3]);
+        let guard = self.inner.policy.lock();
+        let policy = &guard.0;
+        let base = policy.status(0);
+        let mut limits: Vec<LimitState> = Vec::new();
+        for (i, state) in base.limits().iter().enumerate() {
+            let remaining = u64::try_from(*r.get(4 + 2 * i).ok_or_else(bad)?).unwrap_or(0);
+            let reset_us = u64::try_from(*r.get(5 + 2 * i).ok_or_else(bad)?).unwrap_or(0);
+            limits.push(LimitState {
+                status: Status {
+                    remaining,
+                    reset_after: reset_us.saturating_mul(1_000),
+                    ..state.status
+                },
+                ..*state
+            });
+        }
+        let concurrency = policy.concurrency().map(|c| Status {
+            limit: c.max(),
+            capacity: c.max(),
+            remaining: c.max().saturating_sub(u64::try_from(in_use).unwrap_or(0)),
+            reset_after: 0,
+        });
+        let waiting = u64::try_from(horizon - now)
+            .unwrap_or(0)
+            .saturating_mul(1_000);
+        Ok(Decision::from_parts(
+            waiting == 0,
+            waiting,
+            None,
+            &limits,
+            concurrency,
+        ))
+    }
+
+    async fn set_amount(&self, id: LimitId, amount: u64) -> Result<(), ConfigError> {
+        let mut guard = self.inner.policy.lock();
+        let mut policy = guard.0.clone();
+        policy.set_amount(id, amount, 0)?;
+        let dims = layout(&policy).map_err(|e| ConfigError::Inconsistent {
+            field: "amount".into(),
+            reason: e.to_string(),
+        })?;
+        *guard = (policy, dims);
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        let mut s = self.inner.stats.snapshot();
+        s.queue_depth = 0;
+        s
+    }
+}

@@ -1,0 +1,259 @@
+-- One llm-ratelimit policy decision, atomically, on Redis time.
+--
+-- KEYS[1]  the policy's state hash        {prefix:name}:state
+-- KEYS[2]  the concurrency lease set      {prefix:name}:slots
+-- ARGV[1]  the operation: acquire | start | adjust | cancel | release | status
+-- ARGV[2]  the number of rate limits, D
+-- ARGV[3 .. 3 + 5D - 1]  each limit: kind (1 gcra, 2 leaky bucket), tick (us per time unit),
+--          scale (scaled units per tick), emission (scaled units per unit), capacity (scaled).
+-- Then the operation's own arguments (see each branch).
+--
+-- Every number handled here is an integer below 2^53, so Lua's doubles hold it exactly: the
+-- client chooses tick, scale and emission so that capacity stays far below that bound. Times are
+-- microseconds from Redis TIME (never the clients' clocks); each limit counts in its own ticks.
+-- Every value returned is an exact integer; waits are rounded up, never down.
+
+local op = ARGV[1]
+local D = tonumber(ARGV[2])
+local st = KEYS[1]
+local slots_key = KEYS[2]
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+local dims = {}
+for i = 1, D do
+  local o = 3 + (i - 1) * 5
+  dims[i] = {
+    kind = tonumber(ARGV[o]), tick = tonumber(ARGV[o + 1]), scale = tonumber(ARGV[o + 2]),
+    emission = tonumber(ARGV[o + 3]), cap = tonumber(ARGV[o + 4]),
+  }
+end
+local a = 3 + D * 5 -- index of the operation's first own argument
+
+-- Integers to strings exactly (Lua's default number formatting keeps only 14 digits).
+local function S(x) return string.format('%d', x) end
+
+local function ceil_div(x, y)
+  if x <= 0 then return 0 end
+  local q = math.floor(x / y)
+  while q * y < x do q = q + 1 end
+  while q > 0 and (q - 1) * y >= x do q = q - 1 end
+  return q
+end
+
+-- State, read once. Per limit i: b (backlog, scaled, as of l), l (tick of the last grant),
+-- g (units granted, less refunds of the latest grant), sig (the quota it was kept under).
+local raw = redis.call('HGETALL', st)
+local h = {}
+for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
+local horizon = tonumber(h['h'] or '0')
+local seq = tonumber(h['seq'] or '0')
+for i, d in ipairs(dims) do
+  d.b = tonumber(h['b' .. i] or '0')
+  d.l = tonumber(h['l' .. i] or '0')
+  d.g = tonumber(h['g' .. i] or '0')
+  local sig = S(d.tick) .. ':' .. S(d.scale) .. ':' .. S(d.emission) .. ':' .. S(d.cap)
+  local old = h['q' .. i]
+  if old and old ~= sig then
+    -- The quota changed: keep the units still owed, re-expressed in the new scale (rounded up:
+    -- a change never hands out a fresh burst).
+    local o1, o2, o3 = string.match(old, '^(%d+):(%d+):(%d+):')
+    local otick, oscale, oemission = tonumber(o1), tonumber(o2), tonumber(o3)
+    local owed_now = math.max(0, d.b - math.max(0, math.floor(now / otick) - d.l) * oscale)
+    d.b = math.ceil(owed_now / oemission * d.emission)
+    d.l = math.floor(now / d.tick)
+  end
+  d.sig = sig
+end
+
+-- Backlog of limit d at tick x (never earlier than its last grant).
+local function backlog_at(d, x)
+  local dt = x - d.l
+  if dt <= 0 then return d.b end
+  local drained = dt * d.scale
+  if drained >= d.b then return 0 end
+  return d.b - drained
+end
+
+-- Earliest tick >= x at which n units fit limit d.
+local function earliest(d, n, x)
+  if x < d.l then x = d.l end
+  local back = backlog_at(d, x)
+  local need
+  if d.kind == 2 then need = back else need = back + n * d.emission - d.cap end
+  if need <= 0 then return x end
+  return x + ceil_div(need, d.scale)
+end
+
+local function save()
+  local args = {'h', S(horizon), 'seq', S(seq)}
+  local ttl = 0
+  for i, d in ipairs(dims) do
+    table.insert(args, 'b' .. i); table.insert(args, S(d.b))
+    table.insert(args, 'l' .. i); table.insert(args, S(d.l))
+    table.insert(args, 'g' .. i); table.insert(args, S(d.g))
+    table.insert(args, 'q' .. i); table.insert(args, d.sig)
+    -- Keep the state until it is fully replenished (then forgetting it loses nothing).
+    local full = (d.l + ceil_div(d.b, d.scale)) * d.tick
+    if full - now > ttl then ttl = full - now end
+  end
+  if horizon - now > ttl then ttl = horizon - now end
+  redis.call('HSET', st, unpack(args))
+  redis.call('PEXPIRE', st, S(ceil_div(ttl, 1000) + 60000))
+end
+
+local function remaining(d, x)
+  local back = backlog_at(d, x)
+  if back >= d.cap then return 0 end
+  return math.floor((d.cap - back) / d.emission)
+end
+
+-- Live concurrency leases (expired ones are dropped: their holders are gone).
+local function leases_in_use()
+  redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', '(' .. S(math.floor(now / 1000)))
+  return redis.call('ZCARD', slots_key)
+end
+
+local function lease(id, count, lease_ms)
+  local until_ms = math.floor(now / 1000) + lease_ms
+  for k = 1, count do redis.call('ZADD', slots_key, S(until_ms), id .. ':' .. k) end
+  redis.call('PEXPIRE', slots_key, S(lease_ms + 60000))
+end
+
+if op == 'acquire' then
+  -- ARGV[a]: mode (0 try now, 1 reserve, 2 reserve unless later than the deadline)
+  -- ARGV[a+1]: deadline in us from now (mode 2); ARGV[a+2]: concurrency max (0: none)
+  -- ARGV[a+3]: slots; ARGV[a+4]: lease ms; ARGV[a+5]: permit id; then each limit's amount.
+  local mode = tonumber(ARGV[a])
+  local deadline = now + tonumber(ARGV[a + 1])
+  local conc_max = tonumber(ARGV[a + 2])
+  local slots = tonumber(ARGV[a + 3])
+  local lease_ms = tonumber(ARGV[a + 4])
+  local permit = ARGV[a + 5]
+  local from = math.max(now, horizon)
+  local at = from
+  local limiting = 0
+  for i, d in ipairs(dims) do
+    d.n = tonumber(ARGV[a + 5 + i])
+    if d.n * d.emission > d.cap then
+      return {4, now, i, d.n, d.cap / d.emission}
+    end
+  end
+  if conc_max > 0 and slots > conc_max then return {4, now, 0, slots, conc_max} end
+  for i, d in ipairs(dims) do
+    local e = earliest(d, d.n, ceil_div(at, d.tick)) * d.tick
+    if e > at then at = e; limiting = i end
+  end
+  if mode == 0 and at > now then return {2, now, at - now, limiting} end
+  if mode == 2 and at > deadline then return {5, now, at - now, limiting} end
+  local started = 0
+  if mode == 0 and conc_max > 0 then
+    if leases_in_use() + slots > conc_max then return {3, now} end
+    lease(permit, slots, lease_ms)
+    started = 1
+  end
+  local reply = {0, now, at, seq + 1, horizon, started}
+  for i, d in ipairs(dims) do
+    local x = ceil_div(at, d.tick)
+    table.insert(reply, d.b); table.insert(reply, d.l)
+    d.b = backlog_at(d, x) + d.n * d.emission
+    d.l = math.max(d.l, x)
+    d.g = d.g + d.n
+    table.insert(reply, d.g); table.insert(reply, d.l)
+  end
+  horizon = at
+  seq = seq + 1
+  save()
+  return reply
+end
+
+if op == 'start' then
+  -- ARGV[a]: concurrency max; ARGV[a+1]: slots; ARGV[a+2]: lease ms; ARGV[a+3]: permit id
+  if leases_in_use() + tonumber(ARGV[a + 1]) > tonumber(ARGV[a]) then return {3, now} end
+  lease(ARGV[a + 3], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]))
+  return {0, now}
+end
+
+if op == 'release' then
+  -- ARGV[a]: permit id; ARGV[a+1]: slots
+  for k = 1, tonumber(ARGV[a + 1]) do redis.call('ZREM', slots_key, ARGV[a] .. ':' .. k) end
+  return {0, now}
+end
+
+if op == 'adjust' then
+  -- Each limit: the units its ticket holds, the units it should hold, the ticket's mark.
+  -- Refunds never hand out capacity twice: had the request cost less from the start, the backlog
+  -- would be max(b - refund, what grants made after it built), bounded by all of those placed at
+  -- the latest grant. Charges always add.
+  local reply = {0, now}
+  for i, d in ipairs(dims) do
+    local o = a + (i - 1) * 3
+    local held, want, mark = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
+    if want < held then
+      local since = d.g - mark
+      local floor_b = since * d.emission
+      local b = d.b - (held - want) * d.emission
+      if b < floor_b then b = floor_b end
+      if b < d.b then d.b = b end
+      if since == 0 then
+        d.g = d.g - (held - want)
+        mark = d.g
+      end
+    elseif want > held then
+      d.b = d.b + (want - held) * d.emission
+      d.g = d.g + (want - held)
+    end
+    table.insert(reply, mark)
+  end
+  save()
+  return reply
+end
+
+if op == 'cancel' then
+  -- ARGV[a]: the reservation's seq; ARGV[a+1]: the horizon before it; ARGV[a+2]: its instant;
+  -- ARGV[a+3]: permit id; ARGV[a+4]: slots held; then each limit: units held, mark, backlog
+  -- before, last tick before.
+  local rseq, prev_h, at = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local latest = rseq == seq and horizon == at
+  for i, d in ipairs(dims) do
+    local o = a + 5 + (i - 1) * 4
+    local held, mark, b0, l0 = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
+    if latest and d.g == mark then
+      -- The most recent grant everywhere: restore the state exactly as it was before it.
+      d.b, d.l, d.g = b0, l0, d.g - held
+    elseif held > 0 then
+      local since = d.g - mark
+      local b = d.b - held * d.emission
+      if b < since * d.emission then b = since * d.emission end
+      if b < d.b then d.b = b end
+      if since == 0 then d.g = d.g - held end
+    end
+  end
+  if latest then
+    horizon = prev_h
+    seq = seq - 1
+  end
+  for k = 1, tonumber(ARGV[a + 4]) do redis.call('ZREM', slots_key, ARGV[a + 3] .. ':' .. k) end
+  save()
+  return {0, now}
+end
+
+if op == 'status' then
+  -- ARGV[a]: concurrency max (0: none). Reply: now, horizon, leases in use, then each limit's
+  -- remaining units and us until fully replenished.
+  local in_use = 0
+  if tonumber(ARGV[a]) > 0 then in_use = leases_in_use() end
+  local reply = {0, now, horizon, in_use}
+  for _, d in ipairs(dims) do
+    local x = math.max(math.floor(now / d.tick), d.l)
+    local rem = remaining(d, x)
+    if horizon > now then rem = 0 end
+    table.insert(reply, rem)
+    local back = backlog_at(d, math.floor(now / d.tick))
+    table.insert(reply, math.max(0, (math.floor(now / d.tick) + ceil_div(back, d.scale)) * d.tick - now))
+  end
+  return reply
+end
+
+return redis.error_reply('llm-ratelimit: unknown operation ' .. tostring(op))
