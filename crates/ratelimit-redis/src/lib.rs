@@ -9,6 +9,7 @@ mod conn;
 mod error;
 mod layout;
 mod limiter;
+mod ring;
 
 pub use error::RedisLimiterError;
 pub use limiter::{FailurePolicy, RedisConfig, RedisLimiter};

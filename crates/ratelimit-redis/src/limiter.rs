@@ -17,7 +17,11 @@ use crate::error::RedisLimiterError;
 use crate::layout::{DimLayout, layout};
 
 /// What a limiter does when Redis cannot be reached after its retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// Whatever the policy, the limiter keeps trying Redis: after a failure it goes straight to the
+/// policy for [`RedisConfig::probe_interval`], then tries Redis again, and is back to normal as
+/// soon as Redis answers.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub enum FailurePolicy {
     /// Refuse with [`AcquireError::Backend`]: never exceed the limit, even blind.
@@ -25,10 +29,17 @@ pub enum FailurePolicy {
     FailClosed,
     /// Grant without counting: availability over the limit.
     FailOpen,
+    /// Enforce a share of the limit locally, in this process, until Redis is back. With N
+    /// processes sharing the budget, a share of 1/N keeps the total within the limit.
+    LocalFallback {
+        /// The fraction of every limit (and of the concurrency limit) this process may use alone,
+        /// in (0, 1].
+        share: f64,
+    },
 }
 
 /// How a [`RedisLimiter`] names its keys and talks to Redis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
     /// Namespace of every key, e.g. a tenant or application (`llmrl` by default).
     pub prefix: String,
@@ -44,6 +55,9 @@ pub struct RedisConfig {
     pub backoff: Duration,
     /// What to do when Redis stays unreachable.
     pub on_failure: FailurePolicy,
+    /// After a failure, how long to skip Redis (applying the failure policy at once) before
+    /// trying it again.
+    pub probe_interval: Duration,
 }
 
 impl RedisConfig {
@@ -58,6 +72,7 @@ impl RedisConfig {
             attempts: 3,
             backoff: Duration::from_millis(20),
             on_failure: FailurePolicy::FailClosed,
+            probe_interval: Duration::from_secs(1),
         }
     }
 }
@@ -73,6 +88,10 @@ struct Inner {
     /// waits for them, so it never finds a place that is already free still taken.
     cancels_in_flight: std::sync::atomic::AtomicUsize,
     cancels_done: Notify,
+    /// The local limiter of [`FailurePolicy::LocalFallback`].
+    fallback: Option<ratelimit_memory::MemoryLimiter>,
+    /// Until when Redis is skipped after a failure.
+    down_until: parking_lot::Mutex<Option<tokio::time::Instant>>,
     next_permit: AtomicU64,
     instance: u64,
 }
@@ -153,6 +172,68 @@ impl RedisLimiter {
     ) -> Result<Self, RedisLimiterError> {
         let conn = crate::conn::RedisRsConn::connect_cluster(urls).await?;
         Self::with_conn(Arc::new(conn), policy, config)
+    }
+
+    /// A limiter over several independent servers (no Cluster): each budget (name and key) lives
+    /// on one of them, chosen by consistent hashing, so adding a server moves only its share of
+    /// the budgets. Every process must list the same URLs.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    #[cfg(feature = "redis")]
+    pub async fn connect_sharded(
+        urls: &[String],
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        let mut conns: Vec<Arc<dyn ScriptConn>> = Vec::with_capacity(urls.len());
+        for url in urls {
+            conns.push(Arc::new(crate::conn::RedisRsConn::connect(url).await?));
+        }
+        Self::sharded(urls, conns, policy, config)
+    }
+
+    /// [`connect_sharded`](Self::connect_sharded) through the `fred` client.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    #[cfg(feature = "fred")]
+    pub async fn connect_fred_sharded(
+        urls: &[String],
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        let mut conns: Vec<Arc<dyn ScriptConn>> = Vec::with_capacity(urls.len());
+        for url in urls {
+            conns.push(Arc::new(crate::conn::FredConn::connect(url).await?));
+        }
+        Self::sharded(urls, conns, policy, config)
+    }
+
+    fn sharded(
+        urls: &[String],
+        conns: Vec<Arc<dyn ScriptConn>>,
+        policy: Policy,
+        config: RedisConfig,
+    ) -> Result<Self, RedisLimiterError> {
+        if conns.is_empty() {
+            return Err(ConfigError::Zero {
+                field: "urls".into(),
+            }
+            .into());
+        }
+        Self::with_conn(
+            Arc::new(crate::conn::ShardedConn::new(urls, conns)),
+            policy,
+            config,
+        )
+    }
+
+    /// The index, in the URL list given to [`connect_sharded`](Self::connect_sharded), of the
+    /// server that holds `key`'s budget for a limiter called `name` (under the default prefix).
+    #[must_use]
+    pub fn shard_of(urls: &[String], prefix: &str, name: &str, key: &str) -> usize {
+        crate::ring::Ring::new(urls).server_of(&format!("{{{prefix}:{name}:{key}}}"))
     }
 
     /// A limiter on an existing `redis` connection manager.
@@ -237,6 +318,12 @@ impl RedisLimiter {
             .into());
         }
         let dims = layout(&policy)?;
+        let fallback = match config.on_failure {
+            FailurePolicy::LocalFallback { share } => Some(ratelimit_memory::MemoryLimiter::new(
+                scaled(&policy, share)?,
+            )),
+            _ => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 conn,
@@ -246,6 +333,8 @@ impl RedisLimiter {
                 released: Notify::new(),
                 cancels_in_flight: std::sync::atomic::AtomicUsize::new(0),
                 cancels_done: Notify::new(),
+                fallback,
+                down_until: parking_lot::Mutex::new(None),
                 next_permit: AtomicU64::new(0),
                 instance: rand::random(),
             }),
@@ -271,6 +360,28 @@ impl RedisLimiter {
 
     /// Runs the script with retries, backoff with full jitter, and a timeout per call.
     async fn run(&self, key: &str, args: &[String]) -> Result<Vec<i64>, BackendError> {
+        if let Some(until) = *self.inner.down_until.lock() {
+            if tokio::time::Instant::now() < until {
+                return Err(BackendError::new(
+                    "redis is down (waiting to probe again)",
+                    None,
+                ));
+            }
+        }
+        let result = self.run_with_retries(key, args).await;
+        let mut down = self.inner.down_until.lock();
+        match &result {
+            Ok(_) => {
+                if down.take().is_some() {
+                    tracing::info!("redis is back");
+                }
+            }
+            Err(_) => *down = Some(tokio::time::Instant::now() + self.inner.config.probe_interval),
+        }
+        result
+    }
+
+    async fn run_with_retries(&self, key: &str, args: &[String]) -> Result<Vec<i64>, BackendError> {
         let keys = self.keys(key);
         let c = &self.inner.config;
         let mut delay = c.backoff;
@@ -443,11 +554,25 @@ impl RedisLimiter {
         Permit::new(Box::new(NoopPermit), cost, Duration::ZERO)
     }
 
-    fn backend_failed(&self, e: BackendError, cost: Cost) -> Result<Permit, AcquireError> {
+    async fn backend_failed(
+        &self,
+        e: BackendError,
+        request: Request<'_>,
+        timeout: Option<Duration>,
+        try_only: bool,
+    ) -> Result<Permit, AcquireError> {
         tracing::warn!(error = %e, policy = ?self.inner.config.on_failure, "redis unreachable");
-        match self.inner.config.on_failure {
-            FailurePolicy::FailOpen => Ok(self.open_permit(cost)),
-            FailurePolicy::FailClosed => {
+        match (&self.inner.config.on_failure, &self.inner.fallback) {
+            (FailurePolicy::FailOpen, _) => Ok(self.open_permit(request.cost)),
+            (FailurePolicy::LocalFallback { .. }, Some(local)) => {
+                let local_request = Request { key: "", ..request };
+                match (try_only, timeout) {
+                    (true, _) => local.try_acquire(local_request).await,
+                    (false, Some(t)) => local.acquire_timeout(local_request, t).await,
+                    (false, None) => local.acquire(local_request).await,
+                }
+            }
+            _ => {
                 self.inner.stats.refused();
                 Err(AcquireError::Backend(e))
             }
@@ -480,7 +605,7 @@ impl RedisLimiter {
             });
             let outcome = match self.try_once(&request, mode, left).await {
                 Ok(o) => o,
-                Err(e) => return self.backend_failed(e, cost),
+                Err(e) => return self.backend_failed(e, request, timeout, try_only).await,
             };
             let (now, mut grant, started) = match outcome {
                 Outcome::Granted {
@@ -516,7 +641,7 @@ impl RedisLimiter {
                         // release, then plan again.
                         let g = guard.grant.take().expect("armed");
                         if let Err(e) = self.cancel(&g).await {
-                            return self.backend_failed(e, cost);
+                            return self.backend_failed(e, request, timeout, try_only).await;
                         }
                         let pause = deadline.map_or(Duration::from_millis(50), |d| {
                             d.saturating_duration_since(tokio::time::Instant::now())
@@ -530,7 +655,7 @@ impl RedisLimiter {
                         let _ = tokio::time::timeout(pause, self.inner.released.notified()).await;
                         continue;
                     }
-                    Err(e) => return self.backend_failed(e, cost),
+                    Err(e) => return self.backend_failed(e, request, timeout, try_only).await,
                 }
             }
             guard.grant = None;
@@ -539,6 +664,30 @@ impl RedisLimiter {
             return Ok(self.permit(grant, cost, waited));
         }
     }
+}
+
+/// The policy with every limit (and the concurrency limit) scaled by `share`, rounded down but at
+/// least 1.
+fn scaled(policy: &Policy, share: f64) -> Result<Policy, RedisLimiterError> {
+    if !(share > 0.0 && share <= 1.0) {
+        return Err(ConfigError::OutOfRange {
+            field: "on_failure.share".into(),
+            value: share.to_string(),
+            expected: "a fraction in (0, 1]",
+        }
+        .into());
+    }
+    let mut local = policy.clone();
+    let ids: Vec<(LimitId, u64)> = policy.limits().map(|(id, l)| (id, l.amount())).collect();
+    // Lower the longest windows last, so the policy stays consistent at every step.
+    for (id, amount) in ids.into_iter().rev() {
+        let part = ((amount as f64 * share).floor() as u64).max(1);
+        local.set_amount(id, part, 0)?;
+    }
+    if let Some(c) = policy.concurrency() {
+        local.set_concurrency(((c.max() as f64 * share).floor() as u64).max(1))?;
+    }
+    Ok(local)
 }
 
 /// Gives a reservation back if the waiting future is dropped before its turn.

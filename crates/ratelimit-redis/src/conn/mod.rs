@@ -7,11 +7,13 @@
 mod fred_client;
 #[cfg(feature = "redis")]
 mod redis_client;
+mod sharded;
 
 #[cfg(feature = "fred")]
 pub(crate) use fred_client::FredConn;
 #[cfg(feature = "redis")]
 pub(crate) use redis_client::RedisRsConn;
+pub(crate) use sharded::ShardedConn;
 
 use async_trait::async_trait;
 use ratelimit_limiter::BackendError;

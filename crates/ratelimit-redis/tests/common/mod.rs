@@ -86,3 +86,63 @@ pub fn cluster_urls() -> Option<Vec<String>> {
         .ok()
         .map(|v| v.split(',').map(str::to_owned).collect())
 }
+
+/// A `redis-server` of one test's own, stopped when dropped; it can be stopped and restarted on
+/// the same port to simulate an outage.
+pub struct PrivateServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateServer {
+    /// Starts a server on a free port.
+    pub fn start() -> Self {
+        let mut s = Self {
+            port: free_port(),
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    /// `redis://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (an outage).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty: nothing is persisted).
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new(server_bin())
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (install it, or run `cargo xtask test`)");
+        self.child = Some(child);
+        wait_ready(self.port);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
