@@ -7,9 +7,9 @@
 //! |---|---|---|
 //! | *(always)* | [`core`] | pure algorithms and the multi-dimension LLM [`Policy`] |
 //! | `memory` (default) | [`limiter`], [`memory`] | the async [`Limiter`] trait and the in-process [`MemoryLimiter`] on tokio |
+//! | `redis` / `fred` | `redis` | `RedisLimiter`: one budget shared through Redis or Redis Cluster, with either client |
 //!
-//! The Redis backend, the adaptive layer and the HTTP client are added as features when their
-//! crates land.
+//! The adaptive layer and the HTTP client are added as features when their crates land.
 //!
 //! ```
 //! use llm_ratelimit::{Cost, Policy};
@@ -34,6 +34,12 @@ pub use ratelimit_limiter as limiter;
 #[cfg(feature = "memory")]
 pub use ratelimit_memory as memory;
 
+/// The distributed backend. See [`ratelimit_redis`].
+#[cfg(any(feature = "redis", feature = "fred"))]
+pub use ratelimit_redis as redis;
+#[cfg(any(feature = "redis", feature = "fred"))]
+pub use ratelimit_redis::{FailurePolicy, RedisConfig, RedisLimiter};
+
 #[cfg(feature = "memory")]
 pub use ratelimit_limiter::{AcquireError, Limiter, Permit, Priority, Request, Stats};
 #[cfg(feature = "memory")]
@@ -47,5 +53,5 @@ pub use ratelimit_core::{
 
 /// The README's examples, compiled and run as doc tests so they cannot go stale.
 #[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "redis"))]
 pub struct ReadmeDoctests;

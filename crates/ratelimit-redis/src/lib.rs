@@ -4,6 +4,36 @@
 //! in-memory backend and passes the same conformance suite. Every decision is one atomic Lua script
 //! that checks and records every limit of the policy together, on Redis's own clock (`TIME`), so
 //! clock skew between hosts cannot break the limit.
+//!
+//! ```no_run
+//! use ratelimit_core::{Cost, Policy};
+//! use ratelimit_limiter::{Limiter, Request};
+//! use ratelimit_redis::{RedisConfig, RedisLimiter};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let policy = Policy::builder().requests_per_minute(500).tokens_per_minute(90_000).build()?;
+//! let limiter = RedisLimiter::connect("rediss://cache.internal:6380", policy, RedisConfig::new("gpt-4o")).await?;
+//! let mut permit = limiter.acquire(Request::new(Cost::request(1_000, 500)).key("tenant-7")).await?;
+//! permit.adjust(Cost::request(1_000, 120)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - **Connections.** `redis://host:port/db`, or `rediss://` for TLS (rustls, with the web PKI
+//!   roots); [`RedisLimiter::connect_cluster`] for Redis Cluster; [`RedisLimiter::connect_sharded`]
+//!   to spread many budgets over independent servers by consistent hashing. The same with the
+//!   `fred` client (`connect_fred`, ...; feature `fred`).
+//! - **Keys.** `{prefix:name:key}:state` and `{prefix:name:key}:slots`: one hash tag per budget,
+//!   so a budget's keys share a Cluster slot. Every key expires once the budget is fully
+//!   replenished (plus a minute), so idle budgets disappear.
+//! - **Script.** Loaded once and called by SHA; loaded again if the server lost it.
+//! - **Failures.** Each call has a timeout and is retried with exponential backoff and full jitter;
+//!   then the [`FailurePolicy`] applies: refuse, grant, or enforce a share of the limit locally.
+//!   The limiter tries Redis again every [`RedisConfig::probe_interval`] and recovers by itself.
+//! - **Concurrency limits** are leases that expire after [`RedisConfig::lease`], so a crashed
+//!   holder cannot leak a slot for ever. Waiting for a slot held by another process polls every
+//!   50 ms (a release in this process wakes waiters at once).
+//! - **Algorithms.** GCRA and the leaky bucket run on Redis; the window algorithms are refused at
+//!   construction with [`RedisLimiterError::Unsupported`] for now.
 
 mod conn;
 mod error;
