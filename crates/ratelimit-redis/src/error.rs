@@ -8,7 +8,9 @@ use ratelimit_limiter::BackendError;
 #[non_exhaustive]
 pub enum RedisLimiterError {
     /// The policy uses an algorithm the Redis backend does not run (yet).
-    #[error("the {0} algorithm is not available on the Redis backend; use gcra or leaky_bucket")]
+    #[error(
+        "the {0} algorithm is not available on the Redis backend; use gcra, leaky_bucket, sliding_window_log or fixed_window"
+    )]
     Unsupported(&'static str),
     /// A limit so large that even coarse time units cannot keep the script's arithmetic exact.
     #[error(

@@ -42,12 +42,24 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 impl DimLayout {
     /// Lays out one limit with its burst.
     pub(crate) fn new(limit: &Limit, burst: u64) -> Result<Self, RedisLimiterError> {
+        let window_us = limit.window().div_ceil(1_000).max(1);
         let kind = match limit.algorithm_kind() {
             AlgorithmKind::Gcra => 1,
             AlgorithmKind::LeakyBucket => 2,
+            AlgorithmKind::SlidingWindowLog => 3,
+            AlgorithmKind::FixedWindow => 4,
             other => return Err(RedisLimiterError::Unsupported(other.name())),
         };
-        let window_us = limit.window().div_ceil(1_000).max(1);
+        if kind >= 3 {
+            // Windows count whole units per window of microseconds: no scaling needed.
+            return Ok(Self {
+                kind,
+                tick: 1,
+                scale: window_us,
+                emission: 1,
+                cap: limit.amount(),
+            });
+        }
         let mut tick = 1u64;
         loop {
             let window_ticks = window_us.div_ceil(tick).max(1);
@@ -129,12 +141,25 @@ mod tests {
     }
 
     #[test]
-    fn window_algorithms_are_not_yet_on_redis() {
+    fn windows_count_whole_units_per_window_of_microseconds() {
+        let limit = Limit::new(Resource::Requests, 10, Duration::from_secs(60))
+            .algorithm(AlgorithmKind::SlidingWindowLog);
+        let d = DimLayout::new(&limit, 10).unwrap();
+        assert_eq!(
+            (d.kind, d.tick, d.scale, d.emission, d.cap),
+            (3, 1, 60_000_000, 1, 10)
+        );
+        let limit = limit.algorithm(AlgorithmKind::FixedWindow);
+        assert_eq!(DimLayout::new(&limit, 10).unwrap().kind, 4);
+    }
+
+    #[test]
+    fn the_sliding_counter_is_not_on_redis() {
         let limit = Limit::new(Resource::Requests, 10, Duration::from_secs(1))
-            .algorithm(AlgorithmKind::FixedWindow);
+            .algorithm(AlgorithmKind::SlidingWindowCounter);
         assert!(matches!(
             DimLayout::new(&limit, 10),
-            Err(RedisLimiterError::Unsupported("fixed_window"))
+            Err(RedisLimiterError::Unsupported("sliding_window_counter"))
         ));
     }
 }

@@ -22,7 +22,8 @@
 //!   roots); [`RedisLimiter::connect_cluster`] for Redis Cluster; [`RedisLimiter::connect_sharded`]
 //!   to spread many budgets over independent servers by consistent hashing. The same with the
 //!   `fred` client (`connect_fred`, ...; feature `fred`).
-//! - **Keys.** `{prefix:name:key}:state` and `{prefix:name:key}:slots`: one hash tag per budget,
+//! - **Keys.** `{prefix:name:key}:state`, `:slots` and, for sliding logs, `:t<i>` and `:c<i>`:
+//!   one hash tag per budget,
 //!   so a budget's keys share a Cluster slot. Every key expires once the budget is fully
 //!   replenished (plus a minute), so idle budgets disappear.
 //! - **Script.** Loaded once and called by SHA; loaded again if the server lost it.
@@ -32,8 +33,11 @@
 //! - **Concurrency limits** are leases that expire after [`RedisConfig::lease`], so a crashed
 //!   holder cannot leak a slot for ever. Waiting for a slot held by another process polls every
 //!   50 ms (a release in this process wakes waiters at once).
-//! - **Algorithms.** GCRA and the leaky bucket run on Redis; the window algorithms are refused at
-//!   construction with [`RedisLimiterError::Unsupported`] for now.
+//! - **Algorithms.** GCRA, the leaky bucket, the exact sliding window log and the fixed window
+//!   run on Redis with the in-memory semantics. The sliding log keeps each grant in two sorted
+//!   sets (by time and by running total), so a decision is `O(log n)` plus the entries that expire,
+//!   never a scan of the window. The sliding window counter is refused at construction
+//!   ([`RedisLimiterError::Unsupported`]): use the exact log.
 
 mod conn;
 mod error;

@@ -345,7 +345,14 @@ impl RedisLimiter {
     fn keys(&self, key: &str) -> Vec<String> {
         let c = &self.inner.config;
         let tag = format!("{{{}:{}:{}}}", c.prefix, c.name, key);
-        vec![format!("{tag}:state"), format!("{tag}:slots")]
+        let dims = self.inner.policy.lock().1.len();
+        let mut keys = vec![format!("{tag}:state"), format!("{tag}:slots")];
+        for i in 1..=dims {
+            // Sliding logs: entries by time and by running total (unused by other algorithms).
+            keys.push(format!("{tag}:t{i}"));
+            keys.push(format!("{tag}:c{i}"));
+        }
+        keys
     }
 
     fn head(&self, op: &str) -> (Vec<String>, Option<u64>) {

@@ -6,6 +6,9 @@
 -- ARGV[2]  the number of rate limits, D
 -- ARGV[3 .. 3 + 5D - 1]  each limit: kind (1 gcra, 2 leaky bucket), tick (us per time unit),
 --          scale (scaled units per tick), emission (scaled units per unit), capacity (scaled).
+--          Window limits (3 sliding log, 4 fixed window) use tick 1, scale = the window in us,
+--          emission 1, capacity = the limit.
+-- KEYS[1 + 2i], KEYS[2 + 2i]  limit i's log, by time and by running total (sliding log only).
 -- Then the operation's own arguments (see each branch).
 --
 -- Every number handled here is an integer below 2^53, so Lua's doubles hold it exactly: the
@@ -55,7 +58,10 @@ for i, d in ipairs(dims) do
   d.g = tonumber(h['g' .. i] or '0')
   local sig = S(d.tick) .. ':' .. S(d.scale) .. ':' .. S(d.emission) .. ':' .. S(d.cap)
   local old = h['q' .. i]
-  if old and old ~= sig then
+  if old and old ~= sig and d.kind == 4 then
+    -- A fixed window whose length changed: re-align on now; its count carries over.
+    d.l = math.floor(now / d.scale)
+  elseif old and old ~= sig and d.kind <= 2 then
     -- The quota changed: keep the units still owed, re-expressed in the new scale (rounded up:
     -- a change never hands out a fresh burst).
     local o1, o2, o3 = string.match(old, '^(%d+):(%d+):(%d+):')
@@ -67,6 +73,52 @@ for i, d in ipairs(dims) do
   d.sig = sig
 end
 
+-- Sliding log: entries by time (score = us) and by running total (score = units granted up to
+-- and including the entry); d.b is the running total of the last entry, d.l of the last dropped.
+local function log_keys(i) return KEYS[1 + 2 * i], KEYS[2 + 2 * i] end
+
+-- Running total of the entries that have left the window ending at t.
+local function log_left(i, d, t)
+  local tk, ck = log_keys(i)
+  local last = redis.call('ZREVRANGEBYSCORE', tk, S(t - d.scale), '-inf', 'LIMIT', 0, 1)
+  if #last == 0 then return d.l end
+  return tonumber(redis.call('ZSCORE', ck, last[1]))
+end
+
+-- Earliest us >= x at which n units fit sliding log i.
+local function log_earliest(i, d, n, x)
+  if d.b - log_left(i, d, x) + n <= d.cap then return x end
+  local tk, ck = log_keys(i)
+  local first = redis.call('ZRANGEBYSCORE', ck, S(d.b + n - d.cap), '+inf', 'LIMIT', 0, 1)
+  local leaves = tonumber(redis.call('ZSCORE', tk, first[1])) + d.scale
+  if leaves > x then return leaves end
+  return x
+end
+
+-- Drops the entries no decision can need again (time never runs back past now).
+local function log_expire(i, d)
+  local tk, ck = log_keys(i)
+  local gone = log_left(i, d, now)
+  if gone > d.l then
+    redis.call('ZREMRANGEBYSCORE', tk, '-inf', S(now - d.scale))
+    redis.call('ZREMRANGEBYSCORE', ck, '-inf', S(gone))
+    d.l = gone
+  end
+end
+
+-- Changes the units entry `member` of log i holds by delta (it and every later running total).
+local function log_shift(i, d, member, delta)
+  local tk, ck = log_keys(i)
+  local cum = redis.call('ZSCORE', ck, member)
+  if not cum then return false end
+  if delta ~= 0 then
+    local later = redis.call('ZRANGEBYSCORE', ck, cum, '+inf')
+    for _, m in ipairs(later) do redis.call('ZINCRBY', ck, S(delta), m) end
+    d.b = d.b + delta
+  end
+  return true
+end
+
 -- Backlog of limit d at tick x (never earlier than its last grant).
 local function backlog_at(d, x)
   local dt = x - d.l
@@ -74,6 +126,12 @@ local function backlog_at(d, x)
   local drained = dt * d.scale
   if drained >= d.b then return 0 end
   return d.b - drained
+end
+
+-- Fixed window: d.b is the count of window d.l.
+local function fixed_count(d, t)
+  if math.floor(t / d.scale) == d.l then return d.b end
+  return 0
 end
 
 -- Earliest tick >= x at which n units fit limit d.
@@ -95,7 +153,10 @@ local function save()
     table.insert(args, 'g' .. i); table.insert(args, S(d.g))
     table.insert(args, 'q' .. i); table.insert(args, d.sig)
     -- Keep the state until it is fully replenished (then forgetting it loses nothing).
-    local full = (d.l + ceil_div(d.b, d.scale)) * d.tick
+    local full
+    if d.kind == 3 then full = horizon + d.scale
+    elseif d.kind == 4 then full = (d.l + 1) * d.scale
+    else full = (d.l + ceil_div(d.b, d.scale)) * d.tick end
     if full - now > ttl then ttl = full - now end
   end
   if horizon - now > ttl then ttl = horizon - now end
@@ -142,7 +203,14 @@ if op == 'acquire' then
   end
   if conc_max > 0 and slots > conc_max then return {4, now, 0, slots, conc_max} end
   for i, d in ipairs(dims) do
-    local e = earliest(d, d.n, ceil_div(at, d.tick)) * d.tick
+    local e
+    if d.kind == 3 then
+      e = log_earliest(i, d, d.n, at)
+    elseif d.kind == 4 then
+      if fixed_count(d, at) + d.n <= d.cap then e = at else e = (math.floor(at / d.scale) + 1) * d.scale end
+    else
+      e = earliest(d, d.n, ceil_div(at, d.tick)) * d.tick
+    end
     if e > at then at = e; limiting = i end
   end
   if mode == 0 and at > now then return {2, now, at - now, limiting} end
@@ -155,12 +223,29 @@ if op == 'acquire' then
   end
   local reply = {0, now, at, seq + 1, horizon, started}
   for i, d in ipairs(dims) do
-    local x = ceil_div(at, d.tick)
     table.insert(reply, d.b); table.insert(reply, d.l)
-    d.b = backlog_at(d, x) + d.n * d.emission
-    d.l = math.max(d.l, x)
-    d.g = d.g + d.n
-    table.insert(reply, d.g); table.insert(reply, d.l)
+    if d.kind == 3 then
+      log_expire(i, d)
+      reply[#reply - 1] = d.b; reply[#reply] = d.l
+      local tk, ck = log_keys(i)
+      d.b = d.b + d.n
+      redis.call('ZADD', tk, S(at), S(seq + 1))
+      redis.call('ZADD', ck, S(d.b), S(seq + 1))
+      redis.call('PEXPIRE', tk, S(ceil_div(at - now + d.scale, 1000) + 60000))
+      redis.call('PEXPIRE', ck, S(ceil_div(at - now + d.scale, 1000) + 60000))
+      table.insert(reply, seq + 1); table.insert(reply, at)
+    elseif d.kind == 4 then
+      local w = math.floor(at / d.scale)
+      if w ~= d.l then d.b = 0; d.l = w end
+      d.b = d.b + d.n
+      table.insert(reply, w); table.insert(reply, at)
+    else
+      local x = ceil_div(at, d.tick)
+      d.b = backlog_at(d, x) + d.n * d.emission
+      d.l = math.max(d.l, x)
+      d.g = d.g + d.n
+      table.insert(reply, d.g); table.insert(reply, d.l)
+    end
   end
   horizon = at
   seq = seq + 1
@@ -190,7 +275,12 @@ if op == 'adjust' then
   for i, d in ipairs(dims) do
     local o = a + (i - 1) * 3
     local held, want, mark = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
-    if want < held then
+    if d.kind == 3 then
+      -- Units still in the window change; an entry that has left no longer counts.
+      log_shift(i, d, S(mark), want - held)
+    elseif d.kind == 4 then
+      if mark == d.l then d.b = math.max(0, d.b - held + want) end
+    elseif want < held then
       local since = d.g - mark
       local floor_b = since * d.emission
       local b = d.b - (held - want) * d.emission
@@ -219,7 +309,21 @@ if op == 'cancel' then
   for i, d in ipairs(dims) do
     local o = a + 5 + (i - 1) * 4
     local held, mark, b0, l0 = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
-    if latest and d.g == mark then
+    if d.kind == 3 then
+      local tk, ck = log_keys(i)
+      if latest and tonumber(redis.call('ZSCORE', ck, S(mark)) or '-1') == d.b then
+        redis.call('ZREM', tk, S(mark)); redis.call('ZREM', ck, S(mark))
+        d.b = d.b - held
+      else
+        log_shift(i, d, S(mark), -held)
+      end
+    elseif d.kind == 4 then
+      if latest and d.l ~= l0 and d.b == held and mark == d.l then
+        d.b, d.l = b0, l0
+      elseif mark == d.l then
+        d.b = math.max(0, d.b - held)
+      end
+    elseif latest and d.g == mark then
       -- The most recent grant everywhere: restore the state exactly as it was before it.
       d.b, d.l, d.g = b0, l0, d.g - held
     elseif held > 0 then
@@ -245,13 +349,32 @@ if op == 'status' then
   local in_use = 0
   if tonumber(ARGV[a]) > 0 then in_use = leases_in_use() end
   local reply = {0, now, horizon, in_use}
-  for _, d in ipairs(dims) do
-    local x = math.max(math.floor(now / d.tick), d.l)
-    local rem = remaining(d, x)
+  for i, d in ipairs(dims) do
+    local rem, reset
+    if d.kind == 3 then
+      local t0 = math.max(now, horizon)
+      local used = d.b - log_left(i, d, t0)
+      rem = math.max(0, d.cap - used)
+      reset = 0
+      if used > 0 then
+        local tk = log_keys(i)
+        local last = redis.call('ZREVRANGE', tk, 0, 0, 'WITHSCORES')
+        if #last > 0 then reset = math.max(0, tonumber(last[2]) + d.scale - now) end
+      end
+    elseif d.kind == 4 then
+      local used = fixed_count(d, math.max(now, horizon))
+      rem = math.max(0, d.cap - used)
+      reset = 0
+      if used > 0 then reset = math.max(0, (d.l + 1) * d.scale - now) end
+    else
+      local x = math.max(math.floor(now / d.tick), d.l)
+      rem = remaining(d, x)
+      local back = backlog_at(d, math.floor(now / d.tick))
+      reset = math.max(0, (math.floor(now / d.tick) + ceil_div(back, d.scale)) * d.tick - now)
+    end
     if horizon > now then rem = 0 end
     table.insert(reply, rem)
-    local back = backlog_at(d, math.floor(now / d.tick))
-    table.insert(reply, math.max(0, (math.floor(now / d.tick) + ceil_div(back, d.scale)) * d.tick - now))
+    table.insert(reply, reset)
   end
   return reply
 end
