@@ -38,7 +38,7 @@ pub use ratelimit_memory as memory;
 #[cfg(any(feature = "redis", feature = "fred"))]
 pub use ratelimit_redis as redis;
 #[cfg(any(feature = "redis", feature = "fred"))]
-pub use ratelimit_redis::{FailurePolicy, RedisConfig, RedisLimiter};
+pub use ratelimit_redis::{FailurePolicy, RedisConfig, RedisLimiter, Target};
 
 #[cfg(feature = "memory")]
 pub use ratelimit_limiter::{AcquireError, Limiter, Permit, Priority, Request, Stats};

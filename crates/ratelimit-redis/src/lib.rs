@@ -18,10 +18,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - **Connections.** `redis://host:port/db`, or `rediss://` for TLS (rustls, with the web PKI
-//!   roots); [`RedisLimiter::connect_cluster`] for Redis Cluster; [`RedisLimiter::connect_sharded`]
-//!   to spread many budgets over independent servers by consistent hashing. The same with the
-//!   `fred` client (`connect_fred`, ...; feature `fred`).
+//! - **Connections.** [`Target`]: one server (`redis://host:port/db`, or `rediss://` for TLS with
+//!   rustls and the web PKI roots), a Redis Cluster, or independent servers sharded by consistent
+//!   hashing. [`RedisConfig::client`] picks the `redis` or the `fred` client (features of the same
+//!   names).
 //! - **Keys.** `{prefix:name:key}:state`, `:slots` and, for sliding logs, `:t<i>` and `:c<i>`:
 //!   one hash tag per budget,
 //!   so a budget's keys share a Cluster slot. Every key expires once the budget is fully
@@ -46,4 +46,4 @@ mod limiter;
 mod ring;
 
 pub use error::RedisLimiterError;
-pub use limiter::{FailurePolicy, RedisConfig, RedisLimiter};
+pub use limiter::{Client, FailurePolicy, RedisConfig, RedisLimiter, Target};

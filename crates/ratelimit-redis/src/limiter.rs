@@ -58,6 +58,8 @@ pub struct RedisConfig {
     /// After a failure, how long to skip Redis (applying the failure policy at once) before
     /// trying it again.
     pub probe_interval: Duration,
+    /// The Rust client to use.
+    pub client: Client,
 }
 
 impl RedisConfig {
@@ -73,8 +75,76 @@ impl RedisConfig {
             backoff: Duration::from_millis(20),
             on_failure: FailurePolicy::FailClosed,
             probe_interval: Duration::from_secs(1),
+            client: Client::default(),
         }
     }
+}
+
+/// Where a limiter's budgets live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One server: `redis://host:port/db`, or `rediss://` for TLS.
+    Url(String),
+    /// A Redis Cluster, reached through any of its nodes (`redis://host:port` each).
+    Cluster(Vec<String>),
+    /// Independent servers (no Cluster): each budget lives on one of them, chosen by consistent
+    /// hashing, so adding a server moves only its share of the budgets. Every process must list
+    /// the same URLs.
+    Sharded(Vec<String>),
+}
+
+impl From<&str> for Target {
+    fn from(url: &str) -> Self {
+        Self::Url(url.to_owned())
+    }
+}
+
+impl From<String> for Target {
+    fn from(url: String) -> Self {
+        Self::Url(url)
+    }
+}
+
+/// Which Rust client talks to Redis (each behind the feature of the same name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Client {
+    /// The `redis` crate.
+    #[cfg(feature = "redis")]
+    Redis,
+    /// The `fred` crate.
+    #[cfg(feature = "fred")]
+    Fred,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        #[cfg(feature = "redis")]
+        return Self::Redis;
+        #[cfg(not(feature = "redis"))]
+        return Self::Fred;
+    }
+}
+
+async fn open(client: Client, url: &str) -> Result<Arc<dyn ScriptConn>, RedisLimiterError> {
+    Ok(match client {
+        #[cfg(feature = "redis")]
+        Client::Redis => Arc::new(crate::conn::RedisRsConn::connect(url).await?),
+        #[cfg(feature = "fred")]
+        Client::Fred => Arc::new(crate::conn::FredConn::connect(url).await?),
+    })
+}
+
+async fn open_cluster(
+    client: Client,
+    urls: &[String],
+) -> Result<Arc<dyn ScriptConn>, RedisLimiterError> {
+    Ok(match client {
+        #[cfg(feature = "redis")]
+        Client::Redis => Arc::new(crate::conn::RedisRsConn::connect_cluster(urls).await?),
+        #[cfg(feature = "fred")]
+        Client::Fred => Arc::new(crate::conn::FredConn::connect_cluster(urls).await?),
+    })
 }
 
 struct Inner {
@@ -146,91 +216,39 @@ enum Outcome {
 }
 
 impl RedisLimiter {
-    /// A limiter on one Redis server (`redis://host:port/db` or `rediss://` for TLS).
+    /// A limiter on `target`: one server (`"redis://host:port/db"`, or `rediss://` for TLS), a
+    /// [`Target::Cluster`], or [`Target::Sharded`] servers, through the client chosen in
+    /// [`RedisConfig::client`].
     ///
     /// # Errors
-    /// [`RedisLimiterError`] if the policy cannot run on Redis or the server cannot be reached.
-    #[cfg(feature = "redis")]
+    /// [`RedisLimiterError`] if the policy cannot run on Redis or a server cannot be reached.
     pub async fn connect(
-        url: &str,
+        target: impl Into<Target>,
         policy: Policy,
         config: RedisConfig,
     ) -> Result<Self, RedisLimiterError> {
-        let conn = crate::conn::RedisRsConn::connect(url).await?;
-        Self::with_conn(Arc::new(conn), policy, config)
-    }
-
-    /// A limiter on a Redis Cluster, reached through any of its nodes.
-    ///
-    /// # Errors
-    /// As [`connect`](Self::connect).
-    #[cfg(feature = "redis")]
-    pub async fn connect_cluster(
-        urls: &[String],
-        policy: Policy,
-        config: RedisConfig,
-    ) -> Result<Self, RedisLimiterError> {
-        let conn = crate::conn::RedisRsConn::connect_cluster(urls).await?;
-        Self::with_conn(Arc::new(conn), policy, config)
-    }
-
-    /// A limiter over several independent servers (no Cluster): each budget (name and key) lives
-    /// on one of them, chosen by consistent hashing, so adding a server moves only its share of
-    /// the budgets. Every process must list the same URLs.
-    ///
-    /// # Errors
-    /// As [`connect`](Self::connect).
-    #[cfg(feature = "redis")]
-    pub async fn connect_sharded(
-        urls: &[String],
-        policy: Policy,
-        config: RedisConfig,
-    ) -> Result<Self, RedisLimiterError> {
-        let mut conns: Vec<Arc<dyn ScriptConn>> = Vec::with_capacity(urls.len());
-        for url in urls {
-            conns.push(Arc::new(crate::conn::RedisRsConn::connect(url).await?));
-        }
-        Self::sharded(urls, conns, policy, config)
-    }
-
-    /// [`connect_sharded`](Self::connect_sharded) through the `fred` client.
-    ///
-    /// # Errors
-    /// As [`connect`](Self::connect).
-    #[cfg(feature = "fred")]
-    pub async fn connect_fred_sharded(
-        urls: &[String],
-        policy: Policy,
-        config: RedisConfig,
-    ) -> Result<Self, RedisLimiterError> {
-        let mut conns: Vec<Arc<dyn ScriptConn>> = Vec::with_capacity(urls.len());
-        for url in urls {
-            conns.push(Arc::new(crate::conn::FredConn::connect(url).await?));
-        }
-        Self::sharded(urls, conns, policy, config)
-    }
-
-    fn sharded(
-        urls: &[String],
-        conns: Vec<Arc<dyn ScriptConn>>,
-        policy: Policy,
-        config: RedisConfig,
-    ) -> Result<Self, RedisLimiterError> {
-        if conns.is_empty() {
-            return Err(ConfigError::Zero {
-                field: "urls".into(),
+        let conn: Arc<dyn ScriptConn> = match target.into() {
+            Target::Url(url) => open(config.client, &url).await?,
+            Target::Cluster(urls) => open_cluster(config.client, &urls).await?,
+            Target::Sharded(urls) => {
+                if urls.is_empty() {
+                    return Err(ConfigError::Zero {
+                        field: "urls".into(),
+                    }
+                    .into());
+                }
+                let mut conns = Vec::with_capacity(urls.len());
+                for url in &urls {
+                    conns.push(open(config.client, url).await?);
+                }
+                Arc::new(crate::conn::ShardedConn::new(&urls, conns))
             }
-            .into());
-        }
-        Self::with_conn(
-            Arc::new(crate::conn::ShardedConn::new(urls, conns)),
-            policy,
-            config,
-        )
+        };
+        Self::with_conn(conn, policy, config)
     }
 
-    /// The index, in the URL list given to [`connect_sharded`](Self::connect_sharded), of the
-    /// server that holds `key`'s budget for a limiter called `name` (under the default prefix).
+    /// The index, in the URL list of a [`Target::Sharded`], of the server that holds `key`'s
+    /// budget for a limiter with this `prefix` and `name`.
     #[must_use]
     pub fn shard_of(urls: &[String], prefix: &str, name: &str, key: &str) -> usize {
         crate::ring::Ring::new(urls).server_of(&format!("{{{prefix}:{name}:{key}}}"))
@@ -251,35 +269,6 @@ impl RedisLimiter {
             policy,
             config,
         )
-    }
-
-    /// A limiter on one server through the `fred` client (`redis://`, `rediss://`, or a
-    /// `redis-cluster://host:port?node=host:port` URL).
-    ///
-    /// # Errors
-    /// As [`connect`](Self::connect).
-    #[cfg(feature = "fred")]
-    pub async fn connect_fred(
-        url: &str,
-        policy: Policy,
-        config: RedisConfig,
-    ) -> Result<Self, RedisLimiterError> {
-        let conn = crate::conn::FredConn::connect(url).await?;
-        Self::with_conn(Arc::new(conn), policy, config)
-    }
-
-    /// A limiter on a Redis Cluster through the `fred` client.
-    ///
-    /// # Errors
-    /// As [`connect`](Self::connect).
-    #[cfg(feature = "fred")]
-    pub async fn connect_fred_cluster(
-        urls: &[String],
-        policy: Policy,
-        config: RedisConfig,
-    ) -> Result<Self, RedisLimiterError> {
-        let conn = crate::conn::FredConn::connect_cluster(urls).await?;
-        Self::with_conn(Arc::new(conn), policy, config)
     }
 
     /// A limiter on a `fred` client the caller built and initialised.

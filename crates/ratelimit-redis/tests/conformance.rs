@@ -6,12 +6,18 @@ use std::sync::Arc;
 
 use ratelimit_core::Policy;
 use ratelimit_limiter::Limiter;
-use ratelimit_redis::{RedisConfig, RedisLimiter};
+use ratelimit_redis::{RedisConfig, RedisLimiter, Target};
+
+#[cfg(feature = "fred")]
+fn with_fred(mut config: RedisConfig) -> RedisConfig {
+    config.client = ratelimit_redis::Client::Fred;
+    config
+}
 
 async fn standalone(policy: Policy) -> Arc<dyn Limiter> {
     let config = RedisConfig::new(common::unique_name("conformance"));
     Arc::new(
-        RedisLimiter::connect(&common::redis_url(), policy, config)
+        RedisLimiter::connect(common::redis_url(), policy, config)
             .await
             .expect("connect to redis"),
     )
@@ -27,7 +33,7 @@ mod fred_client {
     async fn standalone(policy: Policy) -> Arc<dyn Limiter> {
         let config = RedisConfig::new(common::unique_name("conformance-fred"));
         Arc::new(
-            RedisLimiter::connect_fred(&common::redis_url(), policy, config)
+            RedisLimiter::connect(common::redis_url(), policy, with_fred(config))
                 .await
                 .expect("connect to redis"),
         )
@@ -49,7 +55,7 @@ mod cluster {
     async fn redis_rs(policy: Policy) -> Arc<dyn Limiter> {
         let config = RedisConfig::new(common::unique_name("conformance-cluster"));
         Arc::new(
-            RedisLimiter::connect_cluster(&urls(), policy, config)
+            RedisLimiter::connect(Target::Cluster(urls()), policy, config)
                 .await
                 .expect("connect to the cluster"),
         )
@@ -64,7 +70,7 @@ mod cluster {
         async fn fred(policy: Policy) -> Arc<dyn Limiter> {
             let config = RedisConfig::new(common::unique_name("conformance-cluster-fred"));
             Arc::new(
-                RedisLimiter::connect_fred_cluster(&urls(), policy, config)
+                RedisLimiter::connect(Target::Cluster(urls()), policy, with_fred(config))
                     .await
                     .expect("connect to the cluster"),
             )

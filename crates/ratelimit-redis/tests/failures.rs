@@ -19,6 +19,12 @@ fn config(test: &str, on_failure: FailurePolicy) -> RedisConfig {
     c
 }
 
+#[cfg(feature = "fred")]
+fn fred(mut c: RedisConfig) -> RedisConfig {
+    c.client = ratelimit_redis::Client::Fred;
+    c
+}
+
 fn one() -> Request<'static> {
     Request::new(Cost::ONE_REQUEST)
 }
@@ -42,7 +48,7 @@ async fn until_back(l: &RedisLimiter) -> ratelimit_limiter::Permit {
 async fn fail_closed_refuses_while_redis_is_down_and_recovers_by_itself() {
     let mut server = PrivateServer::start();
     let l = RedisLimiter::connect(
-        &server.url(),
+        server.url(),
         rpm(100),
         config("closed", FailurePolicy::FailClosed),
     )
@@ -70,7 +76,7 @@ async fn fail_closed_refuses_while_redis_is_down_and_recovers_by_itself() {
 async fn fail_open_grants_while_redis_is_down() {
     let mut server = PrivateServer::start();
     let l = RedisLimiter::connect(
-        &server.url(),
+        server.url(),
         rpm(1),
         config("open", FailurePolicy::FailOpen),
     )
@@ -94,7 +100,7 @@ async fn local_fallback_enforces_its_share_while_redis_is_down() {
     let mut server = PrivateServer::start();
     let policy = rpm(10);
     let l = RedisLimiter::connect(
-        &server.url(),
+        server.url(),
         policy,
         config("fallback", FailurePolicy::LocalFallback { share: 0.5 }),
     )
@@ -120,7 +126,7 @@ async fn local_fallback_enforces_its_share_while_redis_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_fallback_share_is_refused() {
     let err = RedisLimiter::connect(
-        &common::redis_url(),
+        common::redis_url(),
         rpm(10),
         config("share", FailurePolicy::LocalFallback { share: 1.5 }),
     )
@@ -143,7 +149,7 @@ async fn flush_scripts(url: &str) {
 async fn a_flushed_script_cache_is_survived() {
     let server = PrivateServer::start();
     let l = RedisLimiter::connect(
-        &server.url(),
+        server.url(),
         rpm(100),
         config("flush", FailurePolicy::FailClosed),
     )
@@ -159,10 +165,10 @@ async fn a_flushed_script_cache_is_survived() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flushed_script_cache_is_survived_with_fred() {
     let server = PrivateServer::start();
-    let l = RedisLimiter::connect_fred(
-        &server.url(),
+    let l = RedisLimiter::connect(
+        server.url(),
         rpm(100),
-        config("flush-fred", FailurePolicy::FailClosed),
+        fred(config("flush-fred", FailurePolicy::FailClosed)),
     )
     .await
     .unwrap();
@@ -176,10 +182,10 @@ async fn a_flushed_script_cache_is_survived_with_fred() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fred_fails_closed_and_recovers() {
     let mut server = PrivateServer::start();
-    let l = RedisLimiter::connect_fred(
-        &server.url(),
+    let l = RedisLimiter::connect(
+        server.url(),
         rpm(100),
-        config("fred-down", FailurePolicy::FailClosed),
+        fred(config("fred-down", FailurePolicy::FailClosed)),
     )
     .await
     .unwrap();

@@ -11,7 +11,7 @@ use ratelimit_redis::{RedisConfig, RedisLimiter};
 
 async fn limiter(test: &str, policy: Policy) -> RedisLimiter {
     RedisLimiter::connect(
-        &common::redis_url(),
+        common::redis_url(),
         policy,
         RedisConfig::new(common::unique_name(test)),
     )
@@ -112,13 +112,13 @@ async fn every_client_sees_redis_time() {
     let name = common::unique_name("clock");
     let policy = || Policy::builder().requests_per_minute(60).build().unwrap();
     let a = RedisLimiter::connect(
-        &common::redis_url(),
+        common::redis_url(),
         policy(),
         RedisConfig::new(name.clone()),
     )
     .await
     .unwrap();
-    let b = RedisLimiter::connect(&common::redis_url(), policy(), RedisConfig::new(name))
+    let b = RedisLimiter::connect(common::redis_url(), policy(), RedisConfig::new(name))
         .await
         .unwrap();
     for _ in 0..30 {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::PrivateServer;
 use ratelimit_core::{Cost, Limit, Policy, Resource};
 use ratelimit_limiter::{Limiter, Request};
-use ratelimit_redis::{RedisConfig, RedisLimiter};
+use ratelimit_redis::{RedisConfig, RedisLimiter, Target};
 
 /// 20 per second, burst 5.
 fn policy() -> Policy {
@@ -32,7 +32,7 @@ async fn independent_connections_share_one_limit_fairly() {
     let started = Instant::now();
     for _ in 0..4 {
         let l = RedisLimiter::connect(
-            &common::redis_url(),
+            common::redis_url(),
             policy(),
             RedisConfig::new(name.clone()),
         )
@@ -75,7 +75,7 @@ async fn worker() {
     let url = std::env::var("WORKER_URL").unwrap();
     let name = std::env::var("WORKER_NAME").unwrap();
     let ms: u64 = std::env::var("WORKER_MS").unwrap().parse().unwrap();
-    let l = RedisLimiter::connect(&url, policy(), RedisConfig::new(name))
+    let l = RedisLimiter::connect(url.as_str(), policy(), RedisConfig::new(name))
         .await
         .unwrap();
     let stop = Instant::now() + Duration::from_millis(ms);
@@ -145,9 +145,13 @@ async fn budgets_spread_over_independent_servers_by_consistent_hashing() {
     let servers: Vec<PrivateServer> = (0..3).map(|_| PrivateServer::start()).collect();
     let urls: Vec<String> = servers.iter().map(PrivateServer::url).collect();
     let name = common::unique_name("sharded");
-    let l = RedisLimiter::connect_sharded(&urls, policy(), RedisConfig::new(name.clone()))
-        .await
-        .unwrap();
+    let l = RedisLimiter::connect(
+        Target::Sharded(urls.clone()),
+        policy(),
+        RedisConfig::new(name.clone()),
+    )
+    .await
+    .unwrap();
     let mut used = [0usize; 3];
     for i in 0..30 {
         let key = format!("tenant-{i}");

@@ -12,7 +12,7 @@ use ratelimit_redis::{RedisConfig, RedisLimiter};
 async fn limiter(test: &str, limit: Limit) -> RedisLimiter {
     let policy = Policy::builder().limit(limit).build().unwrap();
     RedisLimiter::connect(
-        &common::redis_url(),
+        common::redis_url(),
         policy,
         RedisConfig::new(common::unique_name(test)),
     )
@@ -149,7 +149,7 @@ async fn mixed_algorithms_are_granted_all_or_nothing() {
         .build()
         .unwrap();
     let l = RedisLimiter::connect(
-        &common::redis_url(),
+        common::redis_url(),
         policy,
         RedisConfig::new(common::unique_name("mixed")),
     )
