@@ -50,7 +50,8 @@ impl AlgorithmKind {
 pub(crate) enum Meter {
     Gcra(Gcra),
     Leaky(LeakyBucket),
-    Log(SlidingWindowLog),
+    // Boxed: the largest by far, and rarely used; keeps every other meter small.
+    Log(Box<SlidingWindowLog>),
     Counter(SlidingWindowCounter),
     Fixed(FixedWindow),
 }
@@ -78,7 +79,7 @@ impl Meter {
         match kind {
             AlgorithmKind::Gcra => Self::Gcra(Gcra::new(quota)),
             AlgorithmKind::LeakyBucket => Self::Leaky(LeakyBucket::new(quota)),
-            AlgorithmKind::SlidingWindowLog => Self::Log(SlidingWindowLog::new(quota)),
+            AlgorithmKind::SlidingWindowLog => Self::Log(Box::new(SlidingWindowLog::new(quota))),
             AlgorithmKind::SlidingWindowCounter => Self::Counter(SlidingWindowCounter::new(quota)),
             AlgorithmKind::FixedWindow => Self::Fixed(FixedWindow::new(quota)),
         }

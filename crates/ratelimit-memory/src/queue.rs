@@ -25,7 +25,7 @@ pub(crate) struct Waiter {
 /// Between classes: while both wait, at most [`BATCH_SHARE`] interactive requests are served in a
 /// row before one batch request.
 #[derive(Debug, Default)]
-pub(crate) struct Queue {
+pub(crate) struct Line {
     lines: [VecDeque<u64>; 2],
     waiters: HashMap<u64, Waiter>,
     head: Option<u64>,
@@ -33,7 +33,7 @@ pub(crate) struct Queue {
     next_id: u64,
 }
 
-impl Queue {
+impl Line {
     pub(crate) fn is_empty(&self) -> bool {
         self.waiters.is_empty()
     }
@@ -126,6 +126,57 @@ impl Queue {
             .filter_map(|id| self.waiters.get(id))
             .filter(|w| w.reservation.is_none())
             .map(|w| w.cost)
+    }
+}
+
+/// The line of one budget, allocated only while someone waits: an idle budget (most keys of a
+/// keyed limiter) costs one pointer.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    line: Option<Box<Line>>,
+}
+
+impl Queue {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.line.as_ref().is_none_or(|l| l.is_empty())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.line.as_ref().map_or(0, |l| l.len())
+    }
+
+    pub(crate) fn push(&mut self, priority: Priority, cost: Cost) -> (u64, Arc<Notify>) {
+        self.line
+            .get_or_insert_with(Box::default)
+            .push(priority, cost)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Waiter> {
+        self.line.as_mut()?.get_mut(id)
+    }
+
+    pub(crate) fn head(&self) -> Option<u64> {
+        self.line.as_ref()?.head()
+    }
+
+    pub(crate) fn remove(&mut self, id: u64, granted: bool) -> Option<Waiter> {
+        let line = self.line.as_mut()?;
+        let waiter = line.remove(id, granted);
+        if line.is_empty() && line.interactive_streak == 0 {
+            // Keep the streak (batch fairness) while it matters; otherwise free the line.
+            self.line = None;
+        }
+        waiter
+    }
+
+    pub(crate) fn wake_head(&self) {
+        if let Some(l) = &self.line {
+            l.wake_head();
+        }
+    }
+
+    pub(crate) fn unplanned_costs(&self) -> impl Iterator<Item = Cost> + '_ {
+        self.line.iter().flat_map(|l| l.unplanned_costs())
     }
 }
 
