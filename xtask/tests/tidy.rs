@@ -86,6 +86,44 @@ fn tidy_every_rust_file_starts_with_a_module_doc() {
     );
 }
 
+/// `LINE: ...` for every `unsafe` in a library crate's source.
+fn check_no_unsafe(text: &str) -> Vec<String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| line.contains("unsafe_code") || line.contains("unsafe "))
+        .map(|(i, line)| {
+            format!(
+                "{}: unsafe code in a library crate: `{}`",
+                i + 1,
+                line.trim()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tidy_library_crates_have_no_unsafe_code() {
+    let root = workspace_root();
+    let mut problems = Vec::new();
+    for file in rust_files(&root.join("crates")) {
+        for problem in check_no_unsafe(&read(&file)) {
+            problems.push(format!("{}:{problem}", relative(&root, &file)));
+        }
+    }
+    report(
+        "no crate under crates/ may contain or allow unsafe code (the workspace denies it; only \
+         the benches' counting allocator is allowed an exception)",
+        &problems,
+    );
+}
+
+#[test]
+fn check_no_unsafe_catches_blocks_and_allows() {
+    assert!(check_no_unsafe("fn f() {}\n// safe\n").is_empty());
+    assert_eq!(check_no_unsafe("let x = unsafe { y };").len(), 1);
+    assert_eq!(check_no_unsafe("#[allow(unsafe_code)]").len(), 1);
+}
+
 #[test]
 fn tidy_core_is_pure() {
     let root = workspace_root();

@@ -438,6 +438,12 @@ impl PermitHandle for MemoryPermit {
     }
 
     fn release(&mut self) {
+        // Without a concurrency slot there is nothing to give back and nobody to wake: skip the
+        // lock (the rate usage stays counted either way).
+        if self.reservation.as_ref().is_some_and(|r| !r.is_started()) {
+            self.reservation = None;
+            return;
+        }
         self.with(|policy, r, _| {
             policy.release(r);
             None
