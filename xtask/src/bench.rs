@@ -56,13 +56,17 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             Err(_) => (format!("unknown (report generated {})", utc_now()), None),
         }
     } else {
+        // The Redis benchmarks run against the same servers the tests use; stopped on drop.
+        let services = crate::services::Services::start()?;
         let mut bench = cargo(&root);
         bench
             .args(["bench", "-p", BENCH_PACKAGE])
-            .args(&args.cargo_bench_args);
+            .args(&args.cargo_bench_args)
+            .envs(services.env());
         let shown = display(&bench);
         let date = utc_now();
         step(&mut bench)?;
+        drop(services);
         fs::create_dir_all(&criterion_dir)?;
         fs::write(&record_file, format!("date: {date}\ncommand: {shown}\n"))
             .with_context(|| format!("writing {}", record_file.display()))?;
@@ -90,7 +94,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         }),
         command,
     };
-    let generated = report::render(&groups, &machine);
+    let metrics = report::read_metrics(&criterion_dir)?;
+    let generated = report::render(&groups, &machine) + &report::render_metrics(&metrics);
 
     let path = root.join(REPORT_PATH);
     let existing = match fs::read_to_string(&path) {

@@ -660,3 +660,78 @@ mod tests {
         );
     }
 }
+
+/// Measurements that are not criterion timings (throughput, bytes per key): each flat JSON object
+/// of numbers written by a bench as `<criterion dir>/<name>.json`, as `(name, [(key, value)])`.
+pub(crate) fn read_metrics(criterion_dir: &Path) -> Result<Vec<(String, Vec<(String, f64)>)>> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(criterion_dir) else {
+        return Ok(out);
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let json = read_json(&path)?;
+        let Some(object) = json.as_object() else {
+            continue;
+        };
+        let values: Vec<(String, f64)> = object
+            .iter()
+            .filter_map(|(k, v)| v.as_f64().map(|v| (k.clone(), v)))
+            .collect();
+        if !values.is_empty() {
+            let name = path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            out.push((name, values));
+        }
+    }
+    Ok(out)
+}
+
+/// A table per metrics file (nothing when there are none).
+pub(crate) fn render_metrics(metrics: &[(String, Vec<(String, f64)>)]) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    for (name, values) in metrics {
+        let _ = writeln!(w, "\n### `{}` (custom measurement)\n", cell(name));
+        let _ = writeln!(w, "| Metric | Value |\n|---|---:|");
+        for (k, v) in values {
+            let shown = if v.fract() == 0.0 && v.abs() < 1e15 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.3}")
+            };
+            let _ = writeln!(w, "| `{}` | {} |", cell(k), shown);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    #[test]
+    fn flat_json_objects_become_tables() {
+        let dir = std::env::temp_dir().join(format!("xtask-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("bytes.json"),
+            r#"{"governor": 80.2, "ours": 431.4, "note": "x"}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("list.json"), "[1, 2]").unwrap();
+        let metrics = read_metrics(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(metrics.len(), 1);
+        assert_eq!(metrics[0].0, "bytes");
+        let table = render_metrics(&metrics);
+        assert!(table.contains("| `governor` | 80.200 |"), "{table}");
+        assert!(table.contains("| `ours` | 431.400 |"), "{table}");
+        assert!(!table.contains("note"));
+    }
+}
