@@ -661,9 +661,12 @@ mod tests {
     }
 }
 
+/// One custom measurement file: its name and its `(metric, value)` pairs.
+pub(crate) type Metrics = (String, Vec<(String, f64)>);
+
 /// Measurements that are not criterion timings (throughput, bytes per key): each flat JSON object
 /// of numbers written by a bench as `<criterion dir>/<name>.json`, as `(name, [(key, value)])`.
-pub(crate) fn read_metrics(criterion_dir: &Path) -> Result<Vec<(String, Vec<(String, f64)>)>> {
+pub(crate) fn read_metrics(criterion_dir: &Path) -> Result<Vec<Metrics>> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(criterion_dir) else {
         return Ok(out);
@@ -693,7 +696,7 @@ pub(crate) fn read_metrics(criterion_dir: &Path) -> Result<Vec<(String, Vec<(Str
 }
 
 /// A table per metrics file (nothing when there are none).
-pub(crate) fn render_metrics(metrics: &[(String, Vec<(String, f64)>)]) -> String {
+pub(crate) fn render_metrics(metrics: &[Metrics]) -> String {
     let mut out = String::new();
     let w = &mut out;
     for (name, values) in metrics {
