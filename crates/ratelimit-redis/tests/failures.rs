@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::PrivateServer;
 use ratelimit_core::{Cost, Policy};
 use ratelimit_limiter::{AcquireError, Limiter, Request};
-use ratelimit_redis::{FailurePolicy, RedisConfig, RedisLimiter};
+use ratelimit_redis::{Client, FailurePolicy, RedisConfig, RedisLimiter};
 
 fn config(test: &str, on_failure: FailurePolicy) -> RedisConfig {
     let mut c = RedisConfig::new(common::unique_name(test));
@@ -19,18 +19,24 @@ fn config(test: &str, on_failure: FailurePolicy) -> RedisConfig {
     c
 }
 
-#[cfg(feature = "fred")]
-fn fred(mut c: RedisConfig) -> RedisConfig {
-    c.client = ratelimit_redis::Client::Fred;
-    c
-}
-
 fn one() -> Request<'static> {
     Request::new(Cost::ONE_REQUEST)
 }
 
 fn rpm(n: u64) -> Policy {
     Policy::builder().requests_per_minute(n).build().unwrap()
+}
+
+/// A limiter on `server` with a failure policy (tight timeouts, so failing is quick).
+async fn on(
+    server: &PrivateServer,
+    policy: Policy,
+    test: &str,
+    on_failure: FailurePolicy,
+) -> RedisLimiter {
+    RedisLimiter::connect(server.url(), policy, config(test, on_failure))
+        .await
+        .unwrap()
 }
 
 /// Retries `acquire` until Redis answers again (it reconnects by itself).
@@ -47,13 +53,7 @@ async fn until_back(l: &RedisLimiter) -> ratelimit_limiter::Permit {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_refuses_while_redis_is_down_and_recovers_by_itself() {
     let mut server = PrivateServer::start();
-    let l = RedisLimiter::connect(
-        server.url(),
-        rpm(100),
-        config("closed", FailurePolicy::FailClosed),
-    )
-    .await
-    .unwrap();
+    let l = on(&server, rpm(100), "closed", FailurePolicy::FailClosed).await;
     drop(l.acquire(one()).await.unwrap());
     server.stop();
     let started = std::time::Instant::now();
@@ -75,13 +75,7 @@ async fn fail_closed_refuses_while_redis_is_down_and_recovers_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_open_grants_while_redis_is_down() {
     let mut server = PrivateServer::start();
-    let l = RedisLimiter::connect(
-        server.url(),
-        rpm(1),
-        config("open", FailurePolicy::FailOpen),
-    )
-    .await
-    .unwrap();
+    let l = on(&server, rpm(1), "open", FailurePolicy::FailOpen).await;
     drop(l.try_acquire(one()).await.unwrap());
     assert!(
         l.try_acquire(one()).await.is_err(),
@@ -99,13 +93,13 @@ async fn fail_open_grants_while_redis_is_down() {
 async fn local_fallback_enforces_its_share_while_redis_is_down() {
     let mut server = PrivateServer::start();
     let policy = rpm(10);
-    let l = RedisLimiter::connect(
-        server.url(),
+    let l = on(
+        &server,
         policy,
-        config("fallback", FailurePolicy::LocalFallback { share: 0.5 }),
+        "fallback",
+        FailurePolicy::LocalFallback { share: 0.5 },
     )
-    .await
-    .unwrap();
+    .await;
     server.stop();
     for i in 0..5 {
         drop(
@@ -145,56 +139,51 @@ async fn flush_scripts(url: &str) {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flushed_script_cache_is_survived() {
-    let server = PrivateServer::start();
-    let l = RedisLimiter::connect(
-        server.url(),
-        rpm(100),
-        config("flush", FailurePolicy::FailClosed),
-    )
-    .await
-    .unwrap();
-    drop(l.acquire(one()).await.unwrap());
-    flush_scripts(&server.url()).await;
-    drop(l.acquire(one()).await.expect("the script is loaded again"));
-    assert_eq!(l.status("").await.unwrap().limits()[0].status.remaining, 98);
+/// Every client this build has.
+fn clients() -> Vec<Client> {
+    vec![
+        Client::Redis,
+        #[cfg(feature = "fred")]
+        Client::Fred,
+    ]
 }
 
-#[cfg(feature = "fred")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flushed_script_cache_is_survived_with_fred() {
-    let server = PrivateServer::start();
-    let l = RedisLimiter::connect(
-        server.url(),
-        rpm(100),
-        fred(config("flush-fred", FailurePolicy::FailClosed)),
-    )
-    .await
-    .unwrap();
-    drop(l.acquire(one()).await.unwrap());
-    flush_scripts(&server.url()).await;
-    drop(l.acquire(one()).await.expect("the script is loaded again"));
-    assert_eq!(l.status("").await.unwrap().limits()[0].status.remaining, 98);
+async fn a_flushed_script_cache_is_survived_by_every_client() {
+    for client in clients() {
+        let server = PrivateServer::start();
+        let mut c = config("flush", FailurePolicy::FailClosed);
+        c.client = client;
+        let l = RedisLimiter::connect(server.url(), rpm(100), c)
+            .await
+            .unwrap();
+        drop(l.acquire(one()).await.unwrap());
+        flush_scripts(&server.url()).await;
+        drop(
+            l.acquire(one())
+                .await
+                .unwrap_or_else(|e| panic!("{client:?}: {e}")),
+        );
+        assert_eq!(l.status("").await.unwrap().limits()[0].status.remaining, 98);
+    }
 }
 
-#[cfg(feature = "fred")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fred_fails_closed_and_recovers() {
-    let mut server = PrivateServer::start();
-    let l = RedisLimiter::connect(
-        server.url(),
-        rpm(100),
-        fred(config("fred-down", FailurePolicy::FailClosed)),
-    )
-    .await
-    .unwrap();
-    drop(l.acquire(one()).await.unwrap());
-    server.stop();
-    assert!(matches!(
-        l.acquire(one()).await,
-        Err(AcquireError::Backend(_))
-    ));
-    server.restart();
-    drop(until_back(&l).await);
+async fn every_client_fails_closed_and_recovers() {
+    for client in clients() {
+        let mut server = PrivateServer::start();
+        let mut c = config("down", FailurePolicy::FailClosed);
+        c.client = client;
+        let l = RedisLimiter::connect(server.url(), rpm(100), c)
+            .await
+            .unwrap();
+        drop(l.acquire(one()).await.unwrap());
+        server.stop();
+        assert!(
+            matches!(l.acquire(one()).await, Err(AcquireError::Backend(_))),
+            "{client:?}"
+        );
+        server.restart();
+        drop(until_back(&l).await);
+    }
 }

@@ -9,16 +9,6 @@ use ratelimit_core::{Cost, Limit, Policy, Resource};
 use ratelimit_limiter::{AcquireError, Limiter, Request};
 use ratelimit_redis::{RedisConfig, RedisLimiter};
 
-async fn limiter(test: &str, policy: Policy) -> RedisLimiter {
-    RedisLimiter::connect(
-        common::redis_url(),
-        policy,
-        RedisConfig::new(common::unique_name(test)),
-    )
-    .await
-    .unwrap()
-}
-
 /// Its Lua returned the wait as an integer number of seconds: sub-second waits became 0 and
 /// callers fired early. Ours is exact to the microsecond.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +17,7 @@ async fn sub_second_waits_are_not_truncated_to_zero() {
         .limit(Limit::new(Resource::Requests, 10, Duration::from_secs(1)).burst(1))
         .build()
         .unwrap();
-    let l = limiter("subsecond", policy).await;
+    let l = common::limiter("subsecond", policy).await;
     let _first = l
         .try_acquire(Request::new(Cost::ONE_REQUEST))
         .await
@@ -53,7 +43,7 @@ async fn sub_second_waits_are_not_truncated_to_zero() {
 /// It admitted a request larger than the limit, over the limit. Ours refuses it at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_larger_than_the_limit_is_refused_not_admitted() {
-    let l = limiter(
+    let l = common::limiter(
         "oversized",
         Policy::builder().tokens_per_minute(1_000).build().unwrap(),
     )
@@ -80,7 +70,7 @@ async fn adjust_corrects_the_combined_tpm() {
         .burndown_rate(5.0)
         .build()
         .unwrap();
-    let l = limiter("combined", policy).await;
+    let l = common::limiter("combined", policy).await;
     let mut permit = l
         .acquire(Request::new(Cost::request(3_000, 4_000)))
         .await

@@ -10,14 +10,7 @@ use ratelimit_limiter::{AcquireError, Limiter, Request};
 use ratelimit_redis::{RedisConfig, RedisLimiter};
 
 async fn limiter(test: &str, limit: Limit) -> RedisLimiter {
-    let policy = Policy::builder().limit(limit).build().unwrap();
-    RedisLimiter::connect(
-        common::redis_url(),
-        policy,
-        RedisConfig::new(common::unique_name(test)),
-    )
-    .await
-    .unwrap()
+    common::limiter(test, Policy::builder().limit(limit).build().unwrap()).await
 }
 
 fn one() -> Request<'static> {

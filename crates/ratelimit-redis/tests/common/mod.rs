@@ -13,6 +13,14 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// A limiter enforcing `policy` on the standalone server, under a budget name of its own.
+pub async fn limiter(test: &str, policy: ratelimit_core::Policy) -> ratelimit_redis::RedisLimiter {
+    let config = ratelimit_redis::RedisConfig::new(unique_name(test));
+    ratelimit_redis::RedisLimiter::connect(redis_url(), policy, config)
+        .await
+        .expect("connect to redis")
+}
+
 /// A budget name no other test uses.
 pub fn unique_name(test: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
