@@ -56,7 +56,6 @@ use core::num::NonZeroU32;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, OnceCell};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -607,20 +606,6 @@ fn bytes_per_key<L>(n: usize, build: impl FnOnce() -> L, mut insert: impl FnMut(
     bytes as f64 / n as f64
 }
 
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("benches/ is inside the workspace")
-        .to_path_buf();
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => root.join(dir).join("criterion"),
-        _ => root.join("target").join("criterion"),
-    }
-}
-
 fn measure_bytes_per_key() {
     if std::env::var_os("RATELIMIT_BENCH_BYTES_PER_KEY").is_some_and(|v| v == "0")
         || std::env::args().any(|a| a == "--list")
@@ -674,7 +659,7 @@ fn measure_bytes_per_key() {
     if !bench_mode() {
         return;
     }
-    let dir = criterion_dir();
+    let dir = ratelimit_benches::criterion_dir();
     let path = dir.join("memory_bytes_per_key.json");
     let json = format!(
         "{{\"governor\": {governor:.1}, \"ours_one_limit\": {ours_one_limit:.1}, \

@@ -49,7 +49,6 @@ use std::cell::OnceCell;
 use std::future::Future;
 use std::hint::black_box;
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -510,20 +509,6 @@ fn throughput_rows(url: &str) -> Vec<Row> {
     })
 }
 
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("benches/ is inside the workspace")
-        .to_path_buf();
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => root.join(dir).join("criterion"),
-        _ => root.join("target").join("criterion"),
-    }
-}
-
 fn opt(v: Option<f64>, width: usize) -> String {
     v.map_or_else(|| format!("{:>width$}", "-"), |v| format!("{v:>width$.1}"))
 }
@@ -606,7 +591,7 @@ fn report(rows: &[Row], url: &str) {
         .map(|(k, v)| format!("  \"{k}\": {v:.3}"))
         .collect::<Vec<_>>()
         .join(",\n");
-    let dir = criterion_dir();
+    let dir = ratelimit_benches::criterion_dir();
     let path = dir.join("redis_throughput.json");
     if let Err(e) = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&path, format!("{{\n{body}\n}}\n")))
