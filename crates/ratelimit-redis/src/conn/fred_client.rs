@@ -70,18 +70,16 @@ impl FredConn {
 #[async_trait]
 impl ScriptConn for FredConn {
     async fn run(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, BackendError> {
-        let keys = keys.to_vec();
-        let args = args.to_vec();
         match self
             .client
-            .evalsha::<Vec<i64>, _, _, _>(self.sha.as_str(), keys.clone(), args.clone())
+            .evalsha::<Vec<i64>, _, _, _>(self.sha.as_str(), keys.to_vec(), args.to_vec())
             .await
         {
             Ok(r) => Ok(r),
             // The server lost its scripts: EVAL sends the text and caches it again.
             Err(e) if e.details().starts_with("NOSCRIPT") => self
                 .client
-                .eval::<Vec<i64>, _, _, _>(POLICY_SCRIPT, keys, args)
+                .eval::<Vec<i64>, _, _, _>(POLICY_SCRIPT, keys.to_vec(), args.to_vec())
                 .await
                 .map_err(|e| backend_error("fred", e)),
             Err(e) => Err(backend_error("fred", e)),
