@@ -188,8 +188,11 @@ pub async fn does_not_starve_a_large_request<F: Factory>(factory: &F) {
     // 100 units at once, then 100/s: about (100 + 400) / 54 rounds of 50 + 4 x 1.
     assert!(large >= 5, "the large request was starved: {counts:?}");
     let (min, max) = (counts.iter().min().copied(), counts.iter().max().copied());
+    // In rotation every task gets the same number of turns; over a network, a task whose
+    // request reaches the server a little late at the start or the end can lose one or two.
+    // (Starving peers differ by hundreds; the in-memory backend's own test asserts at most one.)
     assert!(
-        max.unwrap_or(0) - min.unwrap_or(0) <= 2,
+        max.unwrap_or(0) - min.unwrap_or(0) <= 3,
         "turns were not shared in rotation: {counts:?}"
     );
 }

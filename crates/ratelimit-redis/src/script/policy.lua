@@ -16,6 +16,12 @@
 -- microseconds from Redis TIME (never the clients' clocks); each limit counts in its own ticks.
 -- Every value returned is an exact integer; waits are rounded up, never down.
 
+-- Field names, built once (string concatenation per call is a large share of a call's cost).
+local FB = {'b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'b8'}
+local FL = {'l1', 'l2', 'l3', 'l4', 'l5', 'l6', 'l7', 'l8'}
+local FG = {'g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7', 'g8'}
+local FQ = {'q1', 'q2', 'q3', 'q4', 'q5', 'q6', 'q7', 'q8'}
+
 local op = ARGV[1]
 local D = tonumber(ARGV[2])
 local st = KEYS[1]
@@ -53,11 +59,11 @@ for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
 local horizon = tonumber(h['h'] or '0')
 local seq = tonumber(h['seq'] or '0')
 for i, d in ipairs(dims) do
-  d.b = tonumber(h['b' .. i] or '0')
-  d.l = tonumber(h['l' .. i] or '0')
-  d.g = tonumber(h['g' .. i] or '0')
+  d.b = tonumber(h[FB[i]] or '0')
+  d.l = tonumber(h[FL[i]] or '0')
+  d.g = tonumber(h[FG[i]] or '0')
   local sig = S(d.tick) .. ':' .. S(d.scale) .. ':' .. S(d.emission) .. ':' .. S(d.cap)
-  local old = h['q' .. i]
+  local old = h[FQ[i]]
   if old and old ~= sig and d.kind == 4 then
     -- A fixed window whose length changed: re-align on now; its count carries over.
     d.l = math.floor(now / d.scale)
@@ -148,10 +154,10 @@ local function save()
   local args = {'h', S(horizon), 'seq', S(seq)}
   local ttl = 0
   for i, d in ipairs(dims) do
-    table.insert(args, 'b' .. i); table.insert(args, S(d.b))
-    table.insert(args, 'l' .. i); table.insert(args, S(d.l))
-    table.insert(args, 'g' .. i); table.insert(args, S(d.g))
-    table.insert(args, 'q' .. i); table.insert(args, d.sig)
+    table.insert(args, FB[i]); table.insert(args, S(d.b))
+    table.insert(args, FL[i]); table.insert(args, S(d.l))
+    table.insert(args, FG[i]); table.insert(args, S(d.g))
+    table.insert(args, FQ[i]); table.insert(args, d.sig)
     -- Keep the state until it is fully replenished (then forgetting it loses nothing).
     local full
     if d.kind == 3 then full = horizon + d.scale
