@@ -261,11 +261,7 @@ pub(super) fn validate(field: &str, limit: &Limit, multiplier: f64) -> Result<Qu
     })
 }
 
-pub(super) fn check_consistency_pub(dims: &[Spec]) -> Result<(), ConfigError> {
-    check_consistency(dims)
-}
-
-fn check_consistency(dims: &[Spec]) -> Result<(), ConfigError> {
+pub(super) fn check_consistency(dims: &[Spec]) -> Result<(), ConfigError> {
     for (i, a) in dims.iter().enumerate() {
         for b in &dims[..i] {
             if a.limit.resource != b.limit.resource {

@@ -172,16 +172,6 @@ impl Policy {
         ]
     }
 
-    /// Each limit's share of `cost`, computed once per decision.
-    #[inline]
-    fn amounts(&self, cost: &Cost) -> [u64; MAX_LIMITS] {
-        let mut amounts = [0; MAX_LIMITS];
-        for (slot, dim) in amounts.iter_mut().zip(&self.dims) {
-            *slot = amount(self.burndown_milli, dim.resource, cost);
-        }
-        amounts
-    }
-
     /// The earliest instant, not before `from`, at which every rate limit admits `cost`, and the
     /// limit that pushed it furthest; the concurrency limit's size is checked too.
     #[inline]
@@ -227,9 +217,9 @@ impl Policy {
     #[inline]
     fn record(&mut self, cost: &Cost, at: Nanos, now: Nanos) -> Reservation {
         let mut tickets = [NO_TICKET; MAX_LIMITS];
-        let amounts = self.amounts(cost);
-        for ((dim, ticket), n) in self.dims.iter_mut().zip(&mut tickets).zip(amounts) {
-            *ticket = dim.meter.record(n, at, now);
+        let shares = self.shares(cost);
+        for (dim, ticket) in self.dims.iter_mut().zip(&mut tickets) {
+            *ticket = dim.meter.record(shares[dim.resource as usize], at, now);
         }
         let prev_horizon = self.horizon;
         self.horizon = self.horizon.max(at);
@@ -340,14 +330,9 @@ impl Policy {
     /// Replaces the reservation's cost with `actual` in every limit (refund or charge), combined
     /// tokens included. Usage whose window has passed no longer counts and is left alone.
     pub fn adjust(&mut self, reservation: &mut Reservation, actual: &Cost, now: Nanos) {
-        let amounts = self.amounts(actual);
-        for ((dim, ticket), n) in self
-            .dims
-            .iter_mut()
-            .zip(&mut reservation.tickets)
-            .zip(amounts)
-        {
-            dim.meter.adjust(ticket, n, now);
+        let shares = self.shares(actual);
+        for (dim, ticket) in self.dims.iter_mut().zip(&mut reservation.tickets) {
+            dim.meter.adjust(ticket, shares[dim.resource as usize], now);
         }
         reservation.cost = *actual;
     }
@@ -481,7 +466,7 @@ impl Policy {
         let quota: Quota = builder::validate(&field, &limit, self.burst_multiplier)?;
         let mut candidate = (*self.specs).clone();
         candidate[i].limit = limit;
-        builder::check_consistency_pub(&candidate)?;
+        builder::check_consistency(&candidate)?;
         Arc::make_mut(&mut self.specs)[i].limit = limit;
         self.dims[i].meter.set_quota(quota, now);
         Ok(())
