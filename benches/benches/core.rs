@@ -115,13 +115,7 @@ fn single_dim_allowed(c: &mut Criterion) {
             black_box(g.try_take(black_box(1), black_box(now)))
         });
     });
-    group.bench_function("governor", |b| {
-        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
-        b.iter(|| {
-            clock.advance(black_box(step));
-            black_box(lim.check())
-        });
-    });
+    bench_governor_check(&mut group, "governor");
     group.finish();
 
     // Same decision through `&self`: ours behind an uncontended mutex, as a limiter shared between
@@ -140,13 +134,7 @@ fn single_dim_allowed(c: &mut Criterion) {
             black_box(r)
         });
     });
-    group.bench_function("governor", |b| {
-        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
-        b.iter(|| {
-            clock.advance(black_box(step));
-            black_box(lim.check())
-        });
-    });
+    bench_governor_check(&mut group, "governor");
     group.finish();
 }
 
@@ -354,17 +342,46 @@ fn our_policy(requests_per_sec: u64) -> Policy {
 /// `check()` then `check_n(tokens)`. Unlike ours it is not all-or-nothing (a request unit is spent
 /// even when the token check fails). `governor_single` is one `check()`, the yardstick: the
 /// RPM + TPM decision should be within 1.5x of it.
+/// Governor's single `check()` on a fake clock advancing one step per decision.
+fn bench_governor_check(group: &mut BenchmarkGroup<'_, WallTime>, id: &str) {
+    let step = Duration::from_nanos(STEP_NS);
+    group.bench_function(id, |b| {
+        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
+        b.iter(|| {
+            clock.advance(black_box(step));
+            black_box(lim.check())
+        });
+    });
+}
+
+/// Governor doing the RPM + TPM job: one limiter per request, one per token, on one fake clock.
+fn governor_pair() -> (GovernorDirect, GovernorDirect, FakeRelativeClock) {
+    let (requests, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
+    let tokens = RateLimiter::direct_with_clock(
+        GQuota::per_second(nz(RATE_PER_SEC * TOKENS_PER_REQUEST)),
+        clock.clone(),
+    );
+    (requests, tokens, clock)
+}
+
+/// The `governor` row of the RPM + TPM groups: `check()` then `check_n(tokens)`.
+fn bench_governor_pair(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let step = Duration::from_nanos(STEP_NS);
+    group.bench_function("governor", |b| {
+        let (requests, tokens, clock) = governor_pair();
+        let n = nz(TOKENS_PER_REQUEST);
+        b.iter(|| {
+            clock.advance(black_box(step));
+            let allowed =
+                requests.check().is_ok() && matches!(tokens.check_n(black_box(n)), Ok(Ok(())));
+            black_box(allowed)
+        });
+    });
+}
+
 fn policy_rpm_tpm(c: &mut Criterion) {
     let step = Duration::from_nanos(STEP_NS);
     let cost = Cost::request(INPUT_TOKENS, OUTPUT_TOKENS);
-    let governor_pair = || {
-        let (requests, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
-        let tokens = RateLimiter::direct_with_clock(
-            GQuota::per_second(nz(RATE_PER_SEC * TOKENS_PER_REQUEST)),
-            clock.clone(),
-        );
-        (requests, tokens, clock)
-    };
     {
         let mut policy = our_policy(u64::from(RATE_PER_SEC));
         let (requests, tokens, clock) = governor_pair();
@@ -394,23 +411,8 @@ fn policy_rpm_tpm(c: &mut Criterion) {
             black_box(policy.try_take(black_box(&cost), black_box(now)))
         });
     });
-    group.bench_function("governor", |b| {
-        let (requests, tokens, clock) = governor_pair();
-        let n = nz(TOKENS_PER_REQUEST);
-        b.iter(|| {
-            clock.advance(black_box(step));
-            let allowed =
-                requests.check().is_ok() && matches!(tokens.check_n(black_box(n)), Ok(Ok(())));
-            black_box(allowed)
-        });
-    });
-    group.bench_function("governor_single", |b| {
-        let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
-        b.iter(|| {
-            clock.advance(black_box(step));
-            black_box(lim.check())
-        });
-    });
+    bench_governor_pair(&mut group);
+    bench_governor_check(&mut group, "governor_single");
     group.finish();
 
     // What a caller that later adjusts to the actual usage does per request: a reservation,
@@ -433,16 +435,7 @@ fn policy_rpm_tpm(c: &mut Criterion) {
             }
         });
     });
-    group.bench_function("governor", |b| {
-        let (requests, tokens, clock) = governor_pair();
-        let n = nz(TOKENS_PER_REQUEST);
-        b.iter(|| {
-            clock.advance(black_box(step));
-            let allowed =
-                requests.check().is_ok() && matches!(tokens.check_n(black_box(n)), Ok(Ok(())));
-            black_box(allowed)
-        });
-    });
+    bench_governor_pair(&mut group);
     group.finish();
 }
 
