@@ -26,6 +26,15 @@ pub enum AlgorithmKind {
 }
 
 impl AlgorithmKind {
+    /// Every algorithm, the default first.
+    pub const ALL: [Self; 5] = [
+        Self::Gcra,
+        Self::LeakyBucket,
+        Self::SlidingWindowLog,
+        Self::SlidingWindowCounter,
+        Self::FixedWindow,
+    ];
+
     /// Whether the algorithm has a burst capacity distinct from the amount.
     #[must_use]
     pub fn has_burst(self) -> bool {
@@ -107,6 +116,9 @@ impl Algorithm for Meter {
     }
     fn give_back(&mut self, ticket: Ticket, now: Nanos) {
         dispatch!(self, m => m.give_back(ticket, now));
+    }
+    fn credit(&mut self, n: u64, now: Nanos) {
+        dispatch!(self, m => m.credit(n, now));
     }
     fn peek(&self, now: Nanos) -> Status {
         dispatch!(self, m => m.peek(now))

@@ -459,3 +459,98 @@ fn try_take_is_try_acquire_without_a_reservation() {
     q.cancel(r, 0);
     assert_eq!(q.status(0).limits()[1].status.remaining, 900);
 }
+
+fn one_limit(kind: AlgorithmKind) -> Policy {
+    Policy::builder()
+        .limit(Limit::new(Resource::Requests, 10, Duration::from_secs(60)).algorithm(kind))
+        .build()
+        .unwrap()
+}
+
+fn remaining(p: &Policy, now: u64) -> u64 {
+    p.status(now).limits()[0].status.remaining
+}
+
+#[test]
+fn correct_charges_usage_the_policy_did_not_see_in_every_algorithm() {
+    for kind in AlgorithmKind::ALL {
+        let mut p = one_limit(kind);
+        let id = p.limits().next().unwrap().0;
+        if kind == AlgorithmKind::LeakyBucket {
+            // No burst: a charge of 6 is 6 spacings (36 s at 10 per minute) before the next one.
+            p.correct(id, 6, 0).unwrap();
+            let wait = p.try_take(&Cost::ONE_REQUEST, 0).unwrap_err().retry_after();
+            assert_eq!(wait, Some(36 * NANOS_PER_SEC), "{kind:?}");
+            continue;
+        }
+        p.try_take(&Cost::ONE_REQUEST, 0).unwrap();
+        p.correct(id, 6, 0).unwrap();
+        assert_eq!(remaining(&p, 0), 3, "{kind:?}: 10 - 1 taken - 6 charged");
+    }
+}
+
+#[test]
+fn correct_credits_the_newest_usage_and_never_more_than_empty() {
+    for kind in AlgorithmKind::ALL {
+        if kind == AlgorithmKind::LeakyBucket {
+            continue; // no capacity to report: checked below through its wait
+        }
+        let mut p = one_limit(kind);
+        let id = p.limits().next().unwrap().0;
+        for _ in 0..8 {
+            p.try_take(&Cost::ONE_REQUEST, 0).unwrap();
+        }
+        p.correct(id, -3, 0).unwrap();
+        assert_eq!(remaining(&p, 0), 5, "{kind:?}: 8 used, 3 given back");
+        p.correct(id, -100, 0).unwrap();
+        assert_eq!(remaining(&p, 0), 10, "{kind:?}: never beyond the capacity");
+        for _ in 0..10 {
+            p.try_take(&Cost::ONE_REQUEST, 0).unwrap();
+        }
+        assert!(
+            p.try_take(&Cost::ONE_REQUEST, 0).is_err(),
+            "{kind:?}: still exactly the limit after a credit"
+        );
+    }
+    let mut leaky = one_limit(AlgorithmKind::LeakyBucket);
+    let id = leaky.limits().next().unwrap().0;
+    leaky.try_take(&Cost::ONE_REQUEST, 0).unwrap();
+    leaky.correct(id, -1, 0).unwrap();
+    assert!(
+        leaky.try_take(&Cost::ONE_REQUEST, 0).is_ok(),
+        "the spacing was given back"
+    );
+}
+
+#[test]
+fn a_credit_never_moves_a_reservation_already_made() {
+    let mut p = rpm_tpm(1, 1_000);
+    let id = p.limits().next().unwrap().0;
+    p.try_take(&Cost::ONE_REQUEST, 0).unwrap();
+    let r = p.reserve(&Cost::ONE_REQUEST, 0).unwrap();
+    assert_eq!(r.ready_at(), MIN);
+    p.correct(id, -5, 0).unwrap();
+    // The reservation is the latest grant: what it stands on is not given back from under it.
+    let err = p.try_take(&Cost::ONE_REQUEST, 0).unwrap_err();
+    assert!(err.retry_after().unwrap() >= MIN, "{err:?}");
+}
+
+#[test]
+fn correcting_an_unknown_limit_is_refused() {
+    let mut p = Policy::builder().requests_per_minute(10).build().unwrap();
+    let bogus = Policy::builder()
+        .requests_per_minute(1)
+        .requests_per_day(10)
+        .tokens_per_minute(10)
+        .build()
+        .unwrap()
+        .limits()
+        .nth(2)
+        .unwrap()
+        .0;
+    assert!(matches!(
+        p.correct(bogus, 1, 0),
+        Err(ConfigError::OutOfRange { .. })
+    ));
+    assert_eq!(remaining(&p, 0), 10);
+}

@@ -59,6 +59,24 @@ pub trait Limiter: Send + Sync {
     /// [`ConfigError`] when the new amount is invalid; nothing changes then.
     async fn set_amount(&self, id: LimitId, amount: u64) -> Result<(), ConfigError>;
 
+    /// Corrects one limit's books under `key` by `delta` units, to agree with what the provider
+    /// reports: positive charges usage this limiter did not see, negative gives back units the
+    /// provider says are free (newest usage first, never beyond an empty limit). The adaptive
+    /// layer calls it after comparing a response's rate-limit headers with the limiter's state.
+    ///
+    /// # Errors
+    /// [`BackendError`] when the backend cannot be reached or `id` is not one of the policy's.
+    async fn correct(&self, key: &str, id: LimitId, delta: i64) -> Result<(), BackendError>;
+
+    /// Holds every request under `key` back for `duration` from now: new requests and those
+    /// already waiting, in every process sharing the budget. A provider's `retry-after` after a
+    /// 429 pauses everyone, not only the request that got it. Extends an earlier pause, never
+    /// shortens it.
+    ///
+    /// # Errors
+    /// [`BackendError`] when the backend cannot be reached.
+    async fn pause(&self, key: &str, duration: Duration) -> Result<(), BackendError>;
+
     /// Activity counters: queue depth, limit hits, wait percentiles.
     fn stats(&self) -> Stats;
 }

@@ -13,7 +13,6 @@ use ratelimit_limiter::{AcquireError, BackendError, Limiter, Permit, Request, St
 
 use crate::clock::TokioClock;
 use crate::lane::{Engine, Handle, Lane, State, nanos};
-use crate::queue::Queue;
 
 const SHARDS: usize = 16;
 
@@ -182,10 +181,7 @@ impl KeyedLimiter {
             shard = shard_lock.lock();
         }
         let policy = self.inner.template.lock().clone();
-        let lane = Arc::new(Mutex::new(State {
-            policy,
-            queue: Queue::default(),
-        }));
+        let lane = Arc::new(Mutex::new(State::new(policy)));
         let h = handle(&lane);
         shard.lanes.insert(key.into(), lane);
         self.inner.len.fetch_add(1, Ordering::Relaxed);
@@ -195,10 +191,7 @@ impl KeyedLimiter {
 
 /// Idle: nobody holds the lane (no waiter, no permit) and its policy is back to the start.
 fn is_idle(lane: &Arc<Lane>, now: Nanos) -> bool {
-    Arc::strong_count(lane) == 1
-        && lane
-            .try_lock()
-            .is_some_and(|s| s.queue.is_empty() && s.policy.is_idle(now))
+    Arc::strong_count(lane) == 1 && lane.try_lock().is_some_and(|s| s.is_idle(now))
 }
 
 #[async_trait]
@@ -248,10 +241,24 @@ impl Limiter for KeyedLimiter {
         Ok(())
     }
 
+    async fn correct(&self, key: &str, id: LimitId, delta: i64) -> Result<(), BackendError> {
+        self.lane(key).map_err(key_error)?.correct(id, delta)
+    }
+
+    async fn pause(&self, key: &str, duration: Duration) -> Result<(), BackendError> {
+        self.lane(key).map_err(key_error)?.pause(duration);
+        Ok(())
+    }
+
     fn stats(&self) -> Stats {
         let mut stats = self.inner.engine.stats.snapshot();
         stats.queue_depth = self.inner.engine.waiting.load(Ordering::Relaxed);
         stats.keys = self.len();
         stats
     }
+}
+
+/// A key that cannot be created (the key limit is reached) as a backend error.
+fn key_error(e: AcquireError) -> BackendError {
+    BackendError::new(e.to_string(), Some(Arc::new(e)))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use ratelimit_core::{Clock, Cost, Nanos, Policy, Rejection, Reservation, StartError};
+use ratelimit_core::{Clock, Cost, LimitId, Nanos, Policy, Rejection, Reservation, StartError};
 use ratelimit_limiter::{AcquireError, BackendError, Permit, PermitHandle, Request, StatsRecorder};
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -20,6 +20,36 @@ use crate::queue::Queue;
 pub(crate) struct State {
     pub(crate) policy: Policy,
     pub(crate) queue: Queue,
+    /// Nothing is granted before this instant (a provider's retry-after; 0 when not paused).
+    pub(crate) paused_until: Nanos,
+}
+
+impl State {
+    pub(crate) fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            queue: Queue::default(),
+            paused_until: 0,
+        }
+    }
+
+    /// Whether nothing is held here at `now`: no waiter, no pause, the policy fully replenished.
+    pub(crate) fn is_idle(&self, now: Nanos) -> bool {
+        self.queue.is_empty() && self.paused_until <= now && self.policy.is_idle(now)
+    }
+
+    /// Holds every grant back until `until` (never shortens a pause). The head gives back its
+    /// reservation, if it holds one, and plans again once the pause is over.
+    pub(crate) fn pause(&mut self, until: Nanos, now: Nanos) {
+        if until <= self.paused_until {
+            return;
+        }
+        self.paused_until = until;
+        if let Some(reservation) = self.queue.take_head_reservation() {
+            self.policy.cancel(reservation, now);
+        }
+        self.queue.wake_head();
+    }
 }
 
 /// What every lane of a limiter shares: the clock and the activity counters.
@@ -79,8 +109,9 @@ impl Handle {
 
     /// The fast path: nobody waits and everything fits now.
     fn try_now(state: &mut State, cost: &Cost, now: Nanos) -> Fast {
-        if !state.queue.is_empty() {
-            // Someone is waiting: a newcomer never overtakes them. Refuse at once what can never fit.
+        if !state.queue.is_empty() || now < state.paused_until {
+            // Someone is waiting (a newcomer never overtakes them), or the budget is paused.
+            // Refuse at once what can never fit.
             return match state.policy.check_size(cost) {
                 Err(e) => Fast::Refuse(AcquireError::TooLarge(e)),
                 Ok(()) => Fast::Queue(None),
@@ -99,15 +130,16 @@ impl Handle {
     }
 
     /// How long `cost` would wait if it joined the line now: everyone ahead reserves in turn on a
-    /// copy of the policy, then this request. Exact for the rate limits when everyone ahead is in
-    /// the same class; concurrency slots are not predicted.
+    /// copy of the policy (from the end of a pause, if any), then this request. Exact for the rate
+    /// limits when everyone ahead is in the same class; concurrency slots are not predicted.
     fn estimate(state: &State, cost: &Cost, now: Nanos) -> Duration {
         let mut sim = state.policy.clone();
+        let from = now.max(state.paused_until);
         for ahead in state.queue.unplanned_costs() {
             // Too-large requests were refused before queueing; ignore the impossible.
-            let _ = sim.reserve(&ahead, now);
+            let _ = sim.reserve(&ahead, from);
         }
-        let ready = sim.reserve(cost, now).map_or(now, |r| r.ready_at());
+        let ready = sim.reserve(cost, from).map_or(from, |r| r.ready_at());
         Duration::from_nanos(ready.saturating_sub(now).max(1))
     }
 
@@ -115,7 +147,7 @@ impl Handle {
     pub(crate) fn try_take(&self, cost: &Cost) -> Result<(), AcquireError> {
         let mut state = self.lane.lock();
         let now = self.engine.clock.now();
-        let result = if state.queue.is_empty() {
+        let result = if state.queue.is_empty() && now >= state.paused_until {
             state.policy.try_take(cost, now).map_err(|r| match r {
                 Rejection::TooLarge(e) => AcquireError::TooLarge(e),
                 Rejection::RateLimited { retry_after, .. } => AcquireError::RateLimited {
@@ -262,7 +294,8 @@ impl Handle {
         let engine = &self.engine;
         let mut state = self.lane.lock();
         let now = engine.clock.now();
-        let State { policy, queue } = &mut *state;
+        let paused_until = state.paused_until;
+        let State { policy, queue, .. } = &mut *state;
         let Some(waiter) = queue.get_mut(id) else {
             return Step::Refused(AcquireError::Backend(BackendError::new(
                 "waiter vanished from the queue",
@@ -274,6 +307,10 @@ impl Handle {
             return Step::WaitTurn(notify);
         }
         let waiter = queue.get_mut(id).expect("present above");
+        if waiter.reservation.is_none() && now < paused_until {
+            // Paused: plan only once the pause is over (a pause taken later cancels any plan).
+            return Step::Sleep(paused_until, notify);
+        }
         if waiter.reservation.is_none() {
             let reservation = match policy.reserve(cost, now) {
                 Ok(r) => r,
@@ -330,11 +367,33 @@ impl Handle {
         waiter
     }
 
+    /// [`Limiter::correct`](ratelimit_limiter::Limiter::correct) on this lane.
+    pub(crate) fn correct(&self, id: LimitId, delta: i64) -> Result<(), BackendError> {
+        let mut state = self.lane.lock();
+        let now = self.engine.clock.now();
+        state
+            .policy
+            .correct(id, delta, now)
+            .map_err(|e| BackendError::new(e.to_string(), Some(Arc::new(e))))?;
+        // A credit may let the head go sooner: it plans again.
+        state.queue.wake_head();
+        Ok(())
+    }
+
+    /// [`Limiter::pause`](ratelimit_limiter::Limiter::pause) on this lane.
+    pub(crate) fn pause(&self, duration: Duration) {
+        let mut state = self.lane.lock();
+        let now = self.engine.clock.now();
+        state.pause(now.saturating_add(nanos(duration)), now);
+        drop(state);
+        tracing::debug!(?duration, "budget paused");
+    }
+
     /// Gives back the head's reservation so its next step plans again (exact: it is the latest).
     fn replan(&self, id: u64) {
         let mut state = self.lane.lock();
         let now = self.engine.clock.now();
-        let State { policy, queue } = &mut *state;
+        let State { policy, queue, .. } = &mut *state;
         if let Some(reservation) = queue.get_mut(id).and_then(|w| w.reservation.take()) {
             policy.cancel(reservation, now);
         }
@@ -383,7 +442,7 @@ impl WaitGuard {
         self.done = true;
         let mut state = self.handle.lane.lock();
         let now = self.handle.engine.clock.now();
-        let State { policy, queue } = &mut *state;
+        let State { policy, queue, .. } = &mut *state;
         if let Some(waiter) = self.handle.leave(queue, self.id, false) {
             if let Some(reservation) = waiter.reservation {
                 policy.cancel(reservation, now);

@@ -10,7 +10,6 @@ use ratelimit_limiter::{AcquireError, BackendError, Limiter, Permit, Request, St
 
 use crate::clock::TokioClock;
 use crate::lane::{Engine, Handle, State, nanos};
-use crate::queue::Queue;
 
 /// An in-process limiter enforcing one [`Policy`] for every caller that shares it.
 ///
@@ -54,10 +53,7 @@ impl MemoryLimiter {
     /// the clock says remains; use [`TokioClock`] (the default) for paused-time tests.
     #[must_use]
     pub fn with_clock(policy: Policy, clock: Arc<dyn Clock>) -> Self {
-        let lane = Arc::new(Mutex::new(State {
-            policy,
-            queue: Queue::default(),
-        }));
+        let lane = Arc::new(Mutex::new(State::new(policy)));
         Self {
             handle: Handle {
                 lane,
@@ -132,6 +128,15 @@ impl Limiter for MemoryLimiter {
         let now = self.handle.engine.clock.now();
         state.policy.set_amount(id, amount, now)?;
         state.queue.wake_head();
+        Ok(())
+    }
+
+    async fn correct(&self, _key: &str, id: LimitId, delta: i64) -> Result<(), BackendError> {
+        self.handle.correct(id, delta)
+    }
+
+    async fn pause(&self, _key: &str, duration: Duration) -> Result<(), BackendError> {
+        self.handle.pause(duration);
         Ok(())
     }
 

@@ -159,6 +159,12 @@ impl Queue {
         self.line.as_ref()?.head()
     }
 
+    /// Takes the reservation the head holds, if any (it will plan again when woken).
+    pub(crate) fn take_head_reservation(&mut self) -> Option<Reservation> {
+        let id = self.head()?;
+        self.get_mut(id)?.reservation.take()
+    }
+
     pub(crate) fn remove(&mut self, id: u64, granted: bool) -> Option<Waiter> {
         let line = self.line.as_mut()?;
         let waiter = line.remove(id, granted);

@@ -399,3 +399,35 @@ async fn timeout_waiting_for_a_slot_reports_concurrency() {
     assert_eq!(Instant::now() - t0, Duration::from_secs(1));
     assert_eq!(l.queue_depth(), 0);
 }
+
+/// A pause that comes while the head sleeps on a reservation moves everyone behind its end, in
+/// order, and the head's reservation is given back rather than kept.
+#[tokio::test(start_paused = true)]
+async fn a_pause_moves_a_sleeping_head_and_its_line_behind_it() {
+    let l = limiter(1, Duration::from_secs(1), 1);
+    let t0 = Instant::now();
+    let _first = l.acquire(one()).await.unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let (l, order) = (Arc::clone(&l), Arc::clone(&order));
+        tasks.push(tokio::spawn(async move {
+            let _p = l.acquire(one()).await.unwrap();
+            order.lock().await.push((i, t0.elapsed()));
+        }));
+        settle().await;
+    }
+    // The head holds a reservation for t = 1 s; the provider says: nobody before t = 5 s.
+    l.pause("", Duration::from_secs(5)).await.unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let order = order.lock().await.clone();
+    let secs = |d: Duration| d.as_secs_f64();
+    assert_eq!(order.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(
+        order.iter().map(|(_, d)| secs(*d)).collect::<Vec<_>>(),
+        [5.0, 6.0, 7.0],
+        "one per second from the end of the pause"
+    );
+}

@@ -143,3 +143,41 @@ async fn runtime_change_reaches_every_key_and_new_ones() {
         20
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_and_a_correction_touch_only_their_key() {
+    let l = KeyedLimiter::new(per_key(60), KeyedConfig::default());
+    let id = Policy::builder()
+        .requests_per_minute(60)
+        .build()
+        .unwrap()
+        .limits()
+        .next()
+        .unwrap()
+        .0;
+    l.pause("a", Duration::from_secs(3)).await.unwrap();
+    l.correct("b", id, 59).await.unwrap();
+    let err = l
+        .try_acquire(Request::new(Cost::ONE_REQUEST).key("a"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    let _b = l
+        .try_acquire(Request::new(Cost::ONE_REQUEST).key("b"))
+        .await
+        .expect("one left of b's 60 after a charge of 59");
+    assert!(
+        l.try_acquire(Request::new(Cost::ONE_REQUEST).key("b"))
+            .await
+            .is_err()
+    );
+    let _c = l
+        .try_acquire(Request::new(Cost::ONE_REQUEST).key("c"))
+        .await
+        .expect("c is untouched");
+    assert_eq!(
+        l.evict_idle(),
+        0,
+        "a paused key and a charged key are not idle"
+    );
+}

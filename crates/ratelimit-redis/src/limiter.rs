@@ -496,6 +496,19 @@ impl RedisLimiter {
         }
     }
 
+    /// Sleeps until the budget's pause (if any) is over, however often it is extended.
+    async fn wait_out_pause(&self, key: &str) -> Result<(), BackendError> {
+        loop {
+            let (args, _) = self.head("paused");
+            let r = self.run(key, &args).await?;
+            let left = u64::try_from(r.get(2).copied().unwrap_or(0)).unwrap_or(0);
+            if left == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_micros(left)).await;
+        }
+    }
+
     /// Starts a reservation: claims its concurrency slots.
     async fn start(&self, grant: &mut Grant, slots: u64) -> Result<bool, BackendError> {
         let (mut args, conc) = self.head("start");
@@ -626,6 +639,11 @@ impl RedisLimiter {
             let wait = u64::try_from(grant.at - now).unwrap_or(0);
             if wait > 0 {
                 tokio::time::sleep(Duration::from_micros(wait)).await;
+                // A pause may have come while this reservation slept (a 429 seen by any process):
+                // it holds this request too.
+                if let Err(e) = self.wait_out_pause(request.key).await {
+                    return self.backend_failed(e, request, timeout, try_only).await;
+                }
             }
             let has_slots = self.inner.policy.lock().0.concurrency().is_some();
             if has_slots && !started {
@@ -853,6 +871,30 @@ impl Limiter for RedisLimiter {
         })?;
         *guard = (policy, dims);
         Ok(())
+    }
+
+    async fn correct(&self, key: &str, id: LimitId, delta: i64) -> Result<(), BackendError> {
+        let (mut args, _) = self.head("correct");
+        let limits = args[1].parse::<usize>().unwrap_or(0);
+        if id.index() >= limits {
+            return Err(BackendError::new(
+                format!("no limit with id {} in this policy", id.index()),
+                None,
+            ));
+        }
+        args.extend([(id.index() + 1).to_string(), delta.to_string()]);
+        self.run(key, &args).await.map(drop)
+    }
+
+    async fn pause(&self, key: &str, duration: Duration) -> Result<(), BackendError> {
+        if let Some(local) = &self.inner.fallback {
+            // Should Redis fail during the pause, the local share honours it too.
+            local.pause("", duration).await?;
+        }
+        let (mut args, _) = self.head("pause");
+        let micros = u64::try_from(duration.as_nanos().div_ceil(1_000)).unwrap_or(u64::MAX >> 12);
+        args.push(micros.min(u64::MAX >> 12).to_string());
+        self.run(key, &args).await.map(drop)
     }
 
     fn stats(&self) -> Stats {

@@ -179,3 +179,41 @@ async fn budgets_spread_over_independent_servers_by_consistent_hashing() {
         "every server holds some budgets: {used:?}"
     );
 }
+
+/// A pause taken through one connection holds back a request that another connection had already
+/// reserved and is sleeping on: a 429 seen by any process pauses them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_from_one_connection_holds_a_sleeping_reservation_of_another() {
+    let name = common::unique_name("pause");
+    let spaced = || {
+        Policy::builder()
+            .limit(Limit::new(Resource::Requests, 2, Duration::from_secs(1)).burst(1))
+            .build()
+            .unwrap()
+    };
+    let connect = || async {
+        RedisLimiter::connect(
+            common::redis_url(),
+            spaced(),
+            RedisConfig::new(name.clone()),
+        )
+        .await
+        .unwrap()
+    };
+    let (a, b) = (connect().await, connect().await);
+    drop(a.acquire(Request::new(Cost::ONE_REQUEST)).await.unwrap());
+    let started = Instant::now();
+    // b reserves the next slot, 500 ms from now, and sleeps on it.
+    let waiter = tokio::spawn(async move {
+        let p = b.acquire(Request::new(Cost::ONE_REQUEST)).await.unwrap();
+        drop(p);
+        started.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.pause("", Duration::from_millis(1_500)).await.unwrap();
+    let granted = waiter.await.unwrap();
+    assert!(
+        granted >= Duration::from_millis(1_600) && granted < Duration::from_millis(2_100),
+        "granted after {granted:?}: the pause (until ~1.6 s) must hold it"
+    );
+}

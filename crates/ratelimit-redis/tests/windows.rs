@@ -163,3 +163,46 @@ async fn mixed_algorithms_are_granted_all_or_nothing() {
         "no request slot taken by the refusal"
     );
 }
+
+/// `correct` on the window algorithms: a charge counts like a grant, a credit takes the newest
+/// usage off (never beyond empty), and the limit still holds exactly afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_limits_take_charges_and_credits() {
+    for kind in [AlgorithmKind::SlidingWindowLog, AlgorithmKind::FixedWindow] {
+        // A day-long window: nothing leaves it during the test.
+        let l = limiter(
+            "correct",
+            Limit::new(Resource::Requests, 10, Duration::from_secs(86_400)).algorithm(kind),
+        )
+        .await;
+        let id = Policy::builder()
+            .limit(Limit::new(Resource::Requests, 10, Duration::from_secs(86_400)).algorithm(kind))
+            .build()
+            .unwrap()
+            .limits()
+            .next()
+            .unwrap()
+            .0;
+        let remaining = || async { l.status("").await.unwrap().limits()[0].status.remaining };
+        for _ in 0..3 {
+            drop(l.try_acquire(one()).await.unwrap());
+        }
+        l.correct("", id, 4).await.unwrap();
+        assert_eq!(remaining().await, 3, "{kind:?}: 3 taken, 4 charged");
+        l.correct("", id, -5).await.unwrap();
+        assert_eq!(remaining().await, 8, "{kind:?}: 5 given back, newest first");
+        l.correct("", id, -50).await.unwrap();
+        assert_eq!(remaining().await, 10, "{kind:?}: never beyond empty");
+        for i in 0..10 {
+            drop(
+                l.try_acquire(one())
+                    .await
+                    .unwrap_or_else(|e| panic!("{kind:?}: grant {i}: {e}")),
+            );
+        }
+        assert!(
+            l.try_acquire(one()).await.is_err(),
+            "{kind:?}: the limit holds exactly after credits"
+        );
+    }
+}

@@ -129,6 +129,11 @@ impl Algorithm for FixedWindow {
         }
     }
 
+    fn credit(&mut self, n: u64, _now: Nanos) {
+        // Only the window of the latest grant holds anything that still counts.
+        self.count = self.count.saturating_sub(n);
+    }
+
     fn peek(&self, now: Nanos) -> Status {
         let limit = self.quota.amount();
         let t0 = now.max(self.horizon);

@@ -116,6 +116,17 @@ impl Schedule {
         }
     }
 
+    /// Gives back `n` units without a ticket: the TAT moves back, but never before the latest
+    /// grant instant (a full bucket is as empty as it gets) and never forward.
+    pub(crate) fn credit(&mut self, n: u64, quota: &Quota) {
+        let floor = Self::scaled(self.latest, quota);
+        self.tat = self
+            .tat
+            .saturating_sub(Self::cost(n, quota))
+            .max(floor)
+            .min(self.tat);
+    }
+
     /// Re-expresses the backlog (in units, exactly) under a new quota.
     pub(crate) fn rescale(&mut self, old: &Quota, new: &Quota, now: Nanos) {
         let backlog = self.backlog(now, old);
@@ -218,6 +229,10 @@ impl Algorithm for Gcra {
 
     fn give_back(&mut self, ticket: Ticket, _now: Nanos) {
         self.schedule.give_back(ticket, &self.quota);
+    }
+
+    fn credit(&mut self, n: u64, _now: Nanos) {
+        self.schedule.credit(n, &self.quota);
     }
 
     fn peek(&self, now: Nanos) -> Status {

@@ -82,6 +82,10 @@ impl Algorithm for LeakyBucket {
         self.schedule.give_back(ticket, &self.quota);
     }
 
+    fn credit(&mut self, n: u64, _now: Nanos) {
+        self.schedule.credit(n, &self.quota);
+    }
+
     fn peek(&self, now: Nanos) -> Status {
         let idle =
             self.schedule.tat <= Schedule::scaled(now, &self.quota) && self.schedule.latest <= now;

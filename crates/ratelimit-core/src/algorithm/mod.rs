@@ -118,6 +118,12 @@ pub trait Algorithm {
     /// larger. Units whose window has already passed are not touched (they no longer count).
     fn adjust(&mut self, ticket: &mut Ticket, actual: u64, now: Nanos);
 
+    /// Gives back `n` units of the most recent usage that no ticket stands for: the provider
+    /// reports them free (its books say more remains than ours). Newest usage goes first; the
+    /// dimension never becomes emptier than empty, and nothing before the latest grant changes
+    /// (a reservation already made keeps its instant).
+    fn credit(&mut self, n: u64, now: Nanos);
+
     /// The dimension's state as seen at `now`.
     fn peek(&self, now: Nanos) -> Status;
 

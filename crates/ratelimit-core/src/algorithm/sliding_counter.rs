@@ -193,6 +193,13 @@ impl Algorithm for SlidingWindowCounter {
         ticket.amount = actual;
     }
 
+    fn credit(&mut self, n: u64, _now: Nanos) {
+        // Newest usage first: the current window, then what still weighs in from the previous one.
+        let from_current = n.min(self.current);
+        self.current -= from_current;
+        self.previous = self.previous.saturating_sub(n - from_current);
+    }
+
     fn peek(&self, now: Nanos) -> Status {
         let limit = self.quota.amount();
         let w = self.quota.window();

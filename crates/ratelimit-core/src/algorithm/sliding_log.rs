@@ -234,6 +234,27 @@ impl Algorithm for SlidingWindowLog {
         }
     }
 
+    fn credit(&mut self, n: u64, now: Nanos) {
+        // Take the units off the newest live entries, keeping every entry (tickets find theirs by
+        // sequence number): an entry emptied this way just holds zero units until it expires.
+        let live = self.first_live(self.effective(now));
+        let mut rest = n;
+        let mut removed = vec![0_u64; self.entries.len() - live];
+        for (k, i) in (live..self.entries.len()).enumerate().rev() {
+            if rest == 0 {
+                break;
+            }
+            let amount = self.entries[i].cum - self.cum_before(i);
+            removed[k] = amount.min(rest);
+            rest -= removed[k];
+        }
+        let mut total = 0_u64;
+        for (k, entry) in self.entries.iter_mut().skip(live).enumerate() {
+            total += removed[k];
+            entry.cum -= total;
+        }
+    }
+
     fn peek(&self, now: Nanos) -> Status {
         let limit = self.quota.amount();
         let t = self.effective(now);

@@ -426,11 +426,7 @@ impl Policy {
     /// changes then.
     pub fn set_amount(&mut self, id: LimitId, amount: u64, now: Nanos) -> Result<(), ConfigError> {
         let Some(spec) = self.specs.get(id.index()) else {
-            return Err(ConfigError::OutOfRange {
-                field: "limit id".into(),
-                value: id.index().to_string(),
-                expected: "an id returned by this policy",
-            });
+            return Err(unknown_limit(id));
         };
         let mut limit = spec.limit;
         if let Some(burst) = limit.burst {
@@ -450,11 +446,7 @@ impl Policy {
     pub fn set_limit(&mut self, id: LimitId, limit: Limit, now: Nanos) -> Result<(), ConfigError> {
         let i = id.index();
         let Some(spec) = self.specs.get(i) else {
-            return Err(ConfigError::OutOfRange {
-                field: "limit id".into(),
-                value: i.to_string(),
-                expected: "an id returned by this policy",
-            });
+            return Err(unknown_limit(id));
         };
         let field = spec.field.clone();
         if limit.resource != spec.limit.resource || limit.algorithm != spec.limit.algorithm {
@@ -472,6 +464,26 @@ impl Policy {
         Ok(())
     }
 
+    /// Corrects one limit's books to what the provider reports: a positive `delta` charges usage
+    /// this policy did not see (debt that later requests wait out), a negative one gives back units
+    /// the provider says are free (newest usage first, never beyond empty). Reservations already
+    /// made keep their instants.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] when `id` is not one of this policy's limits; nothing changes.
+    pub fn correct(&mut self, id: LimitId, delta: i64, now: Nanos) -> Result<(), ConfigError> {
+        let Some(dim) = self.dims.get_mut(id.index()) else {
+            return Err(unknown_limit(id));
+        };
+        let n = delta.unsigned_abs();
+        if delta > 0 {
+            dim.meter.record(n, now, now);
+        } else if delta < 0 {
+            dim.meter.credit(n, now);
+        }
+        Ok(())
+    }
+
     /// Changes the concurrency limit at runtime (requests in flight keep their slots).
     ///
     /// # Errors
@@ -484,5 +496,15 @@ impl Policy {
                 reason: "this policy was built without a concurrency limit".into(),
             }),
         }
+    }
+}
+
+/// The error for a limit id that is not one of the policy's.
+#[cold]
+fn unknown_limit(id: LimitId) -> ConfigError {
+    ConfigError::OutOfRange {
+        field: "limit id".into(),
+        value: id.index().to_string(),
+        expected: "an id returned by this policy",
     }
 }

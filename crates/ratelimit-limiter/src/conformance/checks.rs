@@ -416,3 +416,93 @@ pub async fn stats_count_grants_and_hits<F: Factory>(factory: &F) {
     assert!(s.wait_max >= Duration::from_millis(99), "{s:?}");
     assert_eq!(s.queue_depth, 0);
 }
+
+/// A pause holds new requests and waiters back until it ends, and is never shortened.
+pub async fn pause_holds_everyone_back_until_it_ends<F: Factory>(factory: &F) {
+    let limiter = factory
+        .make(
+            Policy::builder()
+                .requests_per_minute(600)
+                .build()
+                .expect("valid"),
+        )
+        .await;
+    let started = Instant::now();
+    limiter
+        .pause("", Duration::from_secs(2))
+        .await
+        .expect("pause");
+    limiter
+        .pause("", Duration::from_secs(1))
+        .await
+        .expect("a shorter pause is accepted and changes nothing");
+    let err = limiter
+        .try_acquire(one())
+        .await
+        .expect_err("paused: nothing is granted");
+    assert_between(
+        "retry-after during a pause",
+        err.retry_after().expect("a wait"),
+        Duration::from_secs(2) - SLACK,
+        Duration::from_secs(2),
+    );
+    let waiter = {
+        let limiter = Arc::clone(&limiter);
+        tokio::spawn(async move {
+            let permit = limiter
+                .acquire(one())
+                .await
+                .expect("granted after the pause");
+            (Instant::now(), permit)
+        })
+    };
+    let (granted_at, _permit) = waiter.await.expect("waiter");
+    assert_between(
+        "a waiter is granted when the pause ends",
+        granted_at - started,
+        Duration::from_secs(2),
+        Duration::from_secs(2) + SLACK,
+    );
+    assert!(
+        limiter.try_acquire(one()).await.is_ok(),
+        "after the pause, the budget is whole again"
+    );
+}
+
+/// `correct` charges and credits one limit, leaves the others alone, and never credits beyond an
+/// empty limit.
+pub async fn correct_charges_and_credits_one_limit<F: Factory>(factory: &F) {
+    let day = Duration::from_secs(86_400);
+    let policy = Policy::builder()
+        .limit(Limit::new(Resource::Requests, 10, day))
+        .limit(Limit::new(Resource::Tokens, 1_000, day))
+        .build()
+        .expect("valid");
+    let tokens_id = policy
+        .find(Resource::Tokens, 86_400 * 1_000_000_000)
+        .expect("tokens limit");
+    let limiter = factory.make(policy).await;
+    let _permit = limiter.try_acquire(tokens(100)).await.expect("fits");
+    let remaining = |s: &ratelimit_core::Decision, i: usize| s.limits()[i].status.remaining;
+
+    limiter.correct("", tokens_id, 500).await.expect("charge");
+    let s = limiter.status("").await.expect("status");
+    assert_eq!(remaining(&s, 1), 400, "1000 - 100 taken - 500 charged");
+    assert_eq!(remaining(&s, 0), 9, "the requests limit is untouched");
+
+    limiter.correct("", tokens_id, -300).await.expect("credit");
+    let s = limiter.status("").await.expect("status");
+    assert_eq!(remaining(&s, 1), 700, "300 given back");
+
+    limiter
+        .correct("", tokens_id, -1_000_000)
+        .await
+        .expect("credit");
+    let s = limiter.status("").await.expect("status");
+    assert_eq!(remaining(&s, 1), 1_000, "never beyond an empty limit");
+    assert!(
+        limiter.try_acquire(tokens(1_000)).await.is_ok()
+            && limiter.try_acquire(tokens(1)).await.is_err(),
+        "after a credit the limit still holds exactly"
+    );
+}

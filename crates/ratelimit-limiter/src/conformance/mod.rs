@@ -65,6 +65,8 @@ macro_rules! conformance_tests {
             try_acquire_never_overtakes_a_waiter,
             runtime_limit_change_keeps_usage,
             stats_count_grants_and_hits,
+            pause_holds_everyone_back_until_it_ends,
+            correct_charges_and_credits_one_limit,
         );
     };
     (@each #[$attr:meta], $factory:expr, $($check:ident),+ $(,)?) => {

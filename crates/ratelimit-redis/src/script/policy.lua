@@ -2,7 +2,8 @@
 --
 -- KEYS[1]  the policy's state hash        {prefix:name}:state
 -- KEYS[2]  the concurrency lease set      {prefix:name}:slots
--- ARGV[1]  the operation: acquire | start | adjust | cancel | release | status
+-- ARGV[1]  the operation: acquire | start | adjust | cancel | release | status | correct |
+--          pause | paused
 -- ARGV[2]  the number of rate limits, D
 -- ARGV[3 .. 3 + 5D - 1]  each limit: kind (1 gcra, 2 leaky bucket), tick (us per time unit),
 --          scale (scaled units per tick), emission (scaled units per unit), capacity (scaled).
@@ -57,6 +58,7 @@ local raw = redis.call('HGETALL', st)
 local h = {}
 for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
 local horizon = tonumber(h['h'] or '0')
+local paused = tonumber(h['p'] or '0') -- nothing is granted before this instant (us)
 local seq = tonumber(h['seq'] or '0')
 for i, d in ipairs(dims) do
   d.b = tonumber(h[FB[i]] or '0')
@@ -151,7 +153,7 @@ local function earliest(d, n, x)
 end
 
 local function save()
-  local args = {'h', S(horizon), 'seq', S(seq)}
+  local args = {'h', S(horizon), 'seq', S(seq), 'p', S(paused)}
   local ttl = 0
   for i, d in ipairs(dims) do
     table.insert(args, FB[i]); table.insert(args, S(d.b))
@@ -166,6 +168,7 @@ local function save()
     if full - now > ttl then ttl = full - now end
   end
   if horizon - now > ttl then ttl = horizon - now end
+  if paused - now > ttl then ttl = paused - now end
   redis.call('HSET', st, unpack(args))
   redis.call('PEXPIRE', st, S(ceil_div(ttl, 1000) + 60000))
 end
@@ -198,7 +201,7 @@ if op == 'acquire' then
   local slots = tonumber(ARGV[a + 3])
   local lease_ms = tonumber(ARGV[a + 4])
   local permit = ARGV[a + 5]
-  local from = math.max(now, horizon)
+  local from = math.max(now, horizon, paused)
   local at = from
   local limiting = 0
   for i, d in ipairs(dims) do
@@ -257,6 +260,92 @@ if op == 'acquire' then
   seq = seq + 1
   save()
   return reply
+end
+
+-- Adds n units to sliding log i at instant x, outside any reservation (a charge).
+local function log_charge(i, d, n, x)
+  local tk, ck = log_keys(i)
+  log_expire(i, d)
+  d.b = d.b + n
+  local member = 'c' .. S(x) .. ':' .. S(d.b)
+  redis.call('ZADD', tk, S(x), member)
+  redis.call('ZADD', ck, S(d.b), member)
+  redis.call('PEXPIRE', tk, S(ceil_div(x - now + d.scale, 1000) + 60000))
+  redis.call('PEXPIRE', ck, S(ceil_div(x - now + d.scale, 1000) + 60000))
+end
+
+-- Takes n units off the newest live entries of sliding log i (each keeps its place: an emptied
+-- entry holds zero units until it expires, so tickets still find theirs).
+local function log_credit(i, d, n)
+  local tk, ck = log_keys(i)
+  local left = log_left(i, d, math.max(now, horizon))
+  local live = redis.call('ZREVRANGEBYSCORE', ck, '+inf', '(' .. S(left), 'WITHSCORES')
+  local rest = n
+  local removed = {}
+  local count = #live / 2
+  for j = 1, count do
+    if rest <= 0 then break end
+    local cum = tonumber(live[2 * j])
+    local below = left
+    if j < count then below = tonumber(live[2 * j + 2]) end
+    local r = math.min(cum - below, rest)
+    removed[j] = r
+    rest = rest - r
+  end
+  -- An entry's running total drops by what was taken from it and from every older entry.
+  local older = 0
+  for j = #removed, 1, -1 do
+    older = older + removed[j]
+    if older > 0 then redis.call('ZINCRBY', ck, S(-older), live[2 * j - 1]) end
+  end
+  d.b = d.b - older
+end
+
+if op == 'correct' then
+  -- ARGV[a]: the limit (1-based); ARGV[a+1]: units, positive to charge, negative to credit.
+  local i = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a + 1])
+  local d = dims[i]
+  if not d then return redis.error_reply('llm-ratelimit: no limit ' .. tostring(ARGV[a])) end
+  local x = math.max(now, horizon)
+  if n > 0 then
+    if d.kind == 3 then
+      log_charge(i, d, n, x)
+    elseif d.kind == 4 then
+      local w = math.floor(x / d.scale)
+      if w ~= d.l then d.b = 0; d.l = w end
+      d.b = d.b + n
+    else
+      local tick = ceil_div(x, d.tick)
+      d.b = backlog_at(d, tick) + n * d.emission
+      d.l = math.max(d.l, tick)
+      d.g = d.g + n
+    end
+  elseif n < 0 then
+    if d.kind == 3 then
+      log_credit(i, d, -n)
+    elseif d.kind == 4 then
+      d.b = math.max(0, d.b - (-n))
+    else
+      -- Back to at most empty as of the latest grant (whatever is before it stays as it was).
+      d.b = math.max(0, d.b - (-n) * d.emission)
+    end
+  end
+  save()
+  return {0, now}
+end
+
+if op == 'pause' then
+  -- ARGV[a]: microseconds from now. A pause is extended, never shortened.
+  local untl = now + tonumber(ARGV[a])
+  if untl > paused then paused = untl end
+  save()
+  return {0, now, paused - now}
+end
+
+if op == 'paused' then
+  -- Microseconds until the pause ends (0 when there is none).
+  return {0, now, math.max(0, paused - now)}
 end
 
 if op == 'start' then
