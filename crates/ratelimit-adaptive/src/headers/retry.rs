@@ -41,7 +41,8 @@ pub(super) fn from_headers(headers: &HeaderMap, now: SystemTime) -> RetryHint {
 ///   `type.googleapis.com/google.rpc.RetryInfo` (a JSON object, or an array of them);
 /// - OpenAI: `... Please try again in 1.306s.` (any Go duration: `20ms`, `6m0s`, `1m30.5s`);
 /// - Azure OpenAI: `... Please retry after 6 seconds.` (also `second`, `milliseconds`,
-///   `minutes`).
+///   `minutes`);
+/// - Gemini's message, when its `RetryInfo` is missing: `... Please retry in 47.434392449s.`
 ///
 /// Anything else, including invalid UTF-8, truncated JSON or numbers too large for a
 /// [`Duration`], gives `None`. Never panics.
@@ -95,10 +96,10 @@ fn retry_info_in(value: &Value) -> Option<Duration> {
     }
 }
 
-/// The phrases after which OpenAI and Azure write the wait.
-const PHRASES: [&[u8]; 2] = [b"try again in ", b"retry after "];
+/// The phrases after which OpenAI, Azure and Gemini write the wait in a message.
+const PHRASES: [&[u8]; 3] = [b"try again in ", b"retry after ", b"retry in "];
 
-/// The first `try again in <wait>` / `retry after <wait>` whose wait parses.
+/// The first `try again in <wait>` / `retry after <wait>` / `retry in <wait>` whose wait parses.
 fn phrase_delay(body: &[u8]) -> Option<Duration> {
     (0..body.len()).find_map(|start| {
         let rest = &body[start..];
@@ -297,6 +298,10 @@ mod tests {
             retry_after_from_body(body("1.250s").as_bytes()),
             Some(Duration::from_millis(1_250))
         );
+        assert_eq!(
+            retry_after_from_body(body("45.837906927s").as_bytes()),
+            Some(Duration::new(45, 837_906_927))
+        );
         assert_eq!(retry_after_from_body(body("-1s").as_bytes()), None);
         assert_eq!(retry_after_from_body(body("35").as_bytes()), None);
         let wrapped = format!("[{}]", body("2s"));
@@ -304,6 +309,21 @@ mod tests {
             retry_after_from_body(wrapped.as_bytes()),
             Some(Duration::from_secs(2))
         );
+    }
+
+    #[test]
+    fn gemini_message_without_retry_info() {
+        let body = br#"{"error":{"code":429,"message":"You exceeded your current quota.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 20\nPlease retry in 10.05676626s.","status":"RESOURCE_EXHAUSTED"}}"#;
+        assert_eq!(
+            retry_after_from_body(body),
+            Some(Duration::from_nanos(10_056_766_260))
+        );
+    }
+
+    #[test]
+    fn retry_info_wins_over_the_message() {
+        let body = br#"{"error":{"message":"Please retry in 47.434392449s.","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"47s"}]}}"#;
+        assert_eq!(retry_after_from_body(body), Some(Duration::from_secs(47)));
     }
 
     #[test]
