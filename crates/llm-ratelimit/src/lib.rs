@@ -8,8 +8,9 @@
 //! | *(always)* | [`core`] | pure algorithms and the multi-dimension LLM [`Policy`] |
 //! | `memory` (default) | [`limiter`], [`memory`] | the async [`Limiter`] trait and the in-process [`MemoryLimiter`] on tokio |
 //! | `redis` / `fred` | `redis` | `RedisLimiter`: one budget shared through Redis or Redis Cluster, with either client |
+//! | `adaptive` | [`adaptive`] | `AdaptiveLimiter`: follows the provider's limits from its headers and 429s |
 //!
-//! The adaptive layer and the HTTP client are added as features when their crates land.
+//! The HTTP client is added as a feature when its crate lands.
 //!
 //! ```
 //! use llm_ratelimit::{Cost, Policy};
@@ -39,6 +40,12 @@ pub use ratelimit_memory as memory;
 pub use ratelimit_redis as redis;
 #[cfg(any(feature = "redis", feature = "fred"))]
 pub use ratelimit_redis::{FailurePolicy, RedisConfig, RedisLimiter, Target};
+
+/// The adaptive layer: header parsers and the controller. See [`ratelimit_adaptive`].
+#[cfg(feature = "adaptive")]
+pub use ratelimit_adaptive as adaptive;
+#[cfg(feature = "adaptive")]
+pub use ratelimit_adaptive::{AdaptiveConfig, AdaptiveLimiter};
 
 #[cfg(feature = "memory")]
 pub use ratelimit_limiter::{AcquireError, Limiter, Permit, Priority, Request, Stats};

@@ -28,7 +28,11 @@
 //! # Ok::<(), http::header::InvalidHeaderValue>(())
 //! ```
 
+pub mod controller;
 pub mod headers;
+mod limiter;
 
+pub use controller::{Action, AdaptiveConfig, Controller, Feedback};
 pub use headers::{Observed, RetryHint, Snapshot, parse_go_duration, retry_after_from_body};
+pub use limiter::{AdaptiveLimiter, Observation};
 pub use ratelimit_core::Resource;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ratelimit_core::Cost;
+use ratelimit_core::{Cost, Decision, Nanos};
 
 use crate::error::BackendError;
 
@@ -34,6 +34,7 @@ pub struct Permit {
     handle: Option<Box<dyn PermitHandle>>,
     cost: Cost,
     waited: Duration,
+    at_grant: Option<Box<(Nanos, Decision)>>,
 }
 
 impl Permit {
@@ -43,7 +44,21 @@ impl Permit {
             handle: Some(handle),
             cost,
             waited,
+            at_grant: None,
         }
+    }
+
+    /// Records the limiter's state right after this grant, and when it was taken (on the clock of
+    /// whoever records it). Layers that compare the provider's view with the limiter's (the
+    /// adaptive layer) record it; backends do not, so a plain grant pays nothing for it.
+    pub fn record_grant_state(&mut self, at: Nanos, state: Decision) {
+        self.at_grant = Some(Box::new((at, state)));
+    }
+
+    /// The state recorded by [`record_grant_state`](Self::record_grant_state), if any.
+    #[must_use]
+    pub fn grant_state(&self) -> Option<(Nanos, &Decision)> {
+        self.at_grant.as_deref().map(|(at, d)| (*at, d))
     }
 
     /// The cost the permit holds now (the estimate, or the actual usage once adjusted).
