@@ -268,7 +268,7 @@ fn amounts(exceeded: Exceeded, window: &Window, tokens: u64) -> (u64, u64, u64) 
 }
 
 /// Unix seconds of the instant `since_start` after `start_wall`.
-fn unix_seconds(start_wall: SystemTime, since_start: std::time::Duration) -> u64 {
+fn unix_seconds(start_wall: SystemTime, since_start: Duration) -> u64 {
     start_wall
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

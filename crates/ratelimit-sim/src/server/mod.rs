@@ -15,6 +15,7 @@ use std::{
 
 use parking_lot::Mutex;
 use rand::{SeedableRng, rngs::StdRng};
+use ratelimit_openai::Encoding;
 use thiserror::Error;
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 
@@ -74,6 +75,13 @@ impl Sim {
     /// cannot be bound.
     pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         config.validate()?;
+        // Parse the tokenizer tables off the runtime's threads, before the first request needs
+        // them (a panic there would resurface, as a panic, at the first count).
+        let _ = tokio::task::spawn_blocking(|| {
+            Encoding::O200kBase.preload();
+            Encoding::Cl100kBase.preload();
+        })
+        .await;
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|source| SimError::Bind {
