@@ -99,9 +99,12 @@ pub(crate) fn rfc3339_after(start_wall: SystemTime, since_start: Duration) -> St
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .saturating_add(since_start);
-    let rounded = round_up_to(since_epoch, Duration::from_secs(1));
+    let rounded = round_up_to(since_epoch, Duration::from_secs(1)).min(LATEST_RFC3339);
     humantime::format_rfc3339_seconds(UNIX_EPOCH + rounded).to_string()
 }
+
+/// 9999-12-31T23:59:59Z, the latest instant RFC 3339 can write.
+const LATEST_RFC3339: Duration = Duration::from_secs(253_402_300_799);
 
 #[cfg(test)]
 mod tests {
@@ -180,6 +183,21 @@ mod tests {
         let mut headers = HeaderMap::new();
         rate_limit_headers(HeaderStyle::None, &window(), UNIX_EPOCH, &mut headers);
         assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn far_resets_stay_writable() {
+        assert_eq!(
+            rfc3339_after(UNIX_EPOCH, Duration::MAX),
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            rfc3339_after(UNIX_EPOCH, Duration::from_millis(1)),
+            "1970-01-01T00:00:01Z"
+        );
+        let mut headers = HeaderMap::new();
+        retry_headers(Duration::MAX, &mut headers);
+        assert_eq!(get(&headers, "retry-after"), u64::MAX.to_string());
     }
 
     #[test]

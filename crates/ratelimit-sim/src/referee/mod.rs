@@ -84,9 +84,9 @@ pub(crate) struct Referee {
     rpm: Option<u64>,
     tpm: Option<u64>,
     log: VecDeque<Entry>,
-    /// Sums over `log`.
-    requests: u64,
-    tokens: u64,
+    /// Sums over `log`, wide enough that no run of `u64` costs can overflow them.
+    requests: u128,
+    tokens: u128,
     /// The latest instant seen: time never goes back for the referee.
     latest: Duration,
     pub(crate) accepted: u64,
@@ -152,8 +152,10 @@ impl Referee {
             };
         }
         // How much of each must leave the window before the request fits.
-        let excess = |limit: Option<u64>, used: u64, cost: u64| {
-            limit.map_or(0, |limit| used.saturating_add(cost).saturating_sub(limit))
+        let excess = |limit: Option<u64>, used: u128, cost: u64| {
+            limit.map_or(0, |limit| {
+                (used + u128::from(cost)).saturating_sub(u128::from(limit))
+            })
         };
         let excess_requests = excess(self.rpm, self.requests, requests);
         let excess_tokens = excess(self.tpm, self.tokens, tokens);
@@ -163,8 +165,8 @@ impl Referee {
                 requests,
                 tokens,
             });
-            self.requests += requests;
-            self.tokens += tokens;
+            self.requests += u128::from(requests);
+            self.tokens += u128::from(tokens);
             self.accepted += 1;
             self.tokens_admitted = self.tokens_admitted.saturating_add(tokens);
             self.first_admission.get_or_insert(now);
@@ -175,21 +177,21 @@ impl Referee {
             // ending at the latest admission inside it (same admissions or a superset). Taking
             // the maximum at each admission, right after evicting what left and adding what
             // entered, is therefore the maximum over all windows, not a sample.
-            self.peak_requests = self.peak_requests.max(self.requests);
-            self.peak_tokens = self.peak_tokens.max(self.tokens);
+            self.peak_requests = self.peak_requests.max(saturate(self.requests));
+            self.peak_tokens = self.peak_tokens.max(saturate(self.tokens));
             return Decision::Admitted(self.snapshot(now));
         }
         // Walk the log oldest first: entry `e` leaves at `e.at + window`; the request fits once
         // enough of both has left. It always fits once everything has left (checked above).
-        let (mut freed_requests, mut freed_tokens) = (0u64, 0u64);
+        let (mut freed_requests, mut freed_tokens) = (0u128, 0u128);
         let (mut requests_at, mut tokens_at) = (
             (excess_requests == 0).then_some(now),
             (excess_tokens == 0).then_some(now),
         );
         for entry in &self.log {
-            freed_requests += entry.requests;
-            freed_tokens += entry.tokens;
-            let leaves = entry.at + self.window;
+            freed_requests += u128::from(entry.requests);
+            freed_tokens += u128::from(entry.tokens);
+            let leaves = entry.at.saturating_add(self.window);
             if requests_at.is_none() && freed_requests >= excess_requests {
                 requests_at = Some(leaves);
             }
@@ -226,11 +228,11 @@ impl Referee {
         self.latest = self.latest.max(now);
         let now = self.latest;
         while let Some(entry) = self.log.front() {
-            if entry.at + self.window > now {
+            if entry.at.saturating_add(self.window) > now {
                 break;
             }
-            self.requests -= entry.requests;
-            self.tokens -= entry.tokens;
+            self.requests -= u128::from(entry.requests);
+            self.tokens -= u128::from(entry.tokens);
             self.log.pop_front();
         }
         now
@@ -242,18 +244,25 @@ impl Referee {
                 .iter()
                 .rev()
                 .find(|entry| has(entry))
-                .map_or(Duration::ZERO, |entry| entry.at + self.window - now)
+                .map_or(Duration::ZERO, |entry| {
+                    entry.at.saturating_add(self.window).saturating_sub(now)
+                })
         };
         Window {
             now,
             rpm: self.rpm,
             tpm: self.tpm,
-            requests: self.requests,
-            tokens: self.tokens,
+            requests: saturate(self.requests),
+            tokens: saturate(self.tokens),
             requests_reset: reset(|entry| entry.requests > 0),
             tokens_reset: reset(|entry| entry.tokens > 0),
         }
     }
+}
+
+/// `value` as a `u64`, or `u64::MAX` if it is larger.
+fn saturate(value: u128) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -168,6 +168,22 @@ fn an_admission_exactly_one_window_later_is_not_in_the_same_window() {
 }
 
 #[test]
+fn huge_costs_and_windows_saturate_instead_of_overflowing() {
+    let mut referee = Referee::new(Duration::MAX, None, Some(u64::MAX));
+    admitted(referee.decide(s(1), 1, u64::MAX));
+    let (retry_after, exceeded) = limited(referee.decide(s(2), 1, 1));
+    assert_eq!(exceeded, Exceeded::Tokens);
+    assert_eq!(retry_after, Duration::MAX - s(2));
+    referee.set_limits(None, None);
+    admitted(referee.decide(s(3), 1, u64::MAX));
+    assert_eq!(referee.peak_tokens, u64::MAX);
+    assert_eq!(referee.tokens_admitted, u64::MAX);
+    let window = referee.window(s(4));
+    assert_eq!((window.requests, window.tokens), (2, u64::MAX));
+    assert_eq!(window.tokens_reset, Duration::MAX - s(4));
+}
+
+#[test]
 fn resets_are_zero_when_the_window_is_empty() {
     let mut referee = Referee::new(s(10), Some(5), Some(50));
     let window = referee.window(s(3));

@@ -227,3 +227,22 @@ async fn peaks_measure_what_an_unlimited_run_admitted() {
     assert_eq!(stats.admission_span(), secs(10));
     assert_eq!(stats.window(), secs(10));
 }
+
+#[tokio::test(start_paused = true)]
+async fn huge_requests_saturate_the_counts_instead_of_failing() {
+    let h = Harness::start(SimConfig::default()).await;
+    let mut body = chat_body(1 << 62);
+    body["n"] = json!(4);
+    for _ in 0..2 {
+        let answer = expect_ok(h.chat(&body).await).await;
+        let usage = answer.usage.expect("usage");
+        assert_eq!(usage.completion_tokens, (1 << 61) * 4);
+        assert!(answer.choices[0].message.content.is_some());
+    }
+    let stats = h.sim.stats();
+    assert_eq!(
+        (stats.peak_tokens, stats.tokens_admitted),
+        (u64::MAX, u64::MAX)
+    );
+    assert_eq!(stats.completion_tokens, u64::MAX);
+}
