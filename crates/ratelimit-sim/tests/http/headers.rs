@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ratelimit_openai::duration::parse_go_duration;
+use ratelimit_adaptive::parse_go_duration;
 use ratelimit_sim::{HeaderStyle, SimConfig};
 use reqwest::StatusCode;
 
