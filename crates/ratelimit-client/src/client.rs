@@ -134,10 +134,8 @@ impl Client {
         let mut request = request.clone();
         request.stream = None;
         request.stream_options = None;
-        let answer = self.send("chat/completions", &request, estimate).await?;
-        let (body, permit): (ChatCompletion, _) = json(answer).await?;
-        self.settle(permit, body.usage.as_ref(), estimate).await;
-        Ok(body)
+        self.exchange("chat/completions", &request, estimate, None)
+            .await
     }
 
     /// A streamed chat completion. `stream_options.include_usage` is turned on so the final
@@ -158,7 +156,9 @@ impl Client {
         });
         options.include_usage = Some(true);
         request.stream_options = Some(options);
-        let answer = self.send("chat/completions", &request, estimate).await?;
+        let answer = self
+            .send("chat/completions", &request, estimate, None)
+            .await?;
         Ok(ChatStream::new(
             self.clone(),
             answer.response,
@@ -176,10 +176,7 @@ impl Client {
         let mut request = request.clone();
         request.stream = None;
         request.stream_options = None;
-        let answer = self.send("completions", &request, estimate).await?;
-        let (body, permit): (Completion, _) = json(answer).await?;
-        self.settle(permit, body.usage.as_ref(), estimate).await;
-        Ok(body)
+        self.exchange("completions", &request, estimate, None).await
     }
 
     /// Embeddings.
@@ -191,14 +188,20 @@ impl Client {
         request: &EmbeddingsRequest,
     ) -> Result<EmbeddingsResponse, ClientError> {
         let estimate = self.inner.estimator.embeddings(request);
-        let answer = self.send("embeddings", request, estimate).await?;
-        let (body, permit): (EmbeddingsResponse, _) = json(answer).await?;
-        if let Some(mut permit) = permit {
-            let actual = Cost::request(body.usage.prompt_tokens, 0);
-            if let Err(e) = permit.adjust(actual).await {
-                tracing::warn!(error = %e, "could not settle the grant; the estimate stays counted");
-            }
-        }
+        self.exchange("embeddings", request, estimate, None).await
+    }
+
+    /// Sends, reads the JSON answer, settles the grant to its usage.
+    pub(crate) async fn exchange<R: Reply>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        estimate: Estimate,
+        granted: Option<Permit>,
+    ) -> Result<R, ClientError> {
+        let answer = self.send(path, body, estimate, granted).await?;
+        let (body, permit): (R, _) = json(answer).await?;
+        self.settle(permit, body.usage().as_ref(), estimate).await;
         Ok(body)
     }
 
@@ -224,12 +227,14 @@ impl Client {
         }
     }
 
-    /// Sends `body` to `path` under the limiter, retrying as documented on [`Client`].
+    /// Sends `body` to `path` under the limiter, retrying as documented on [`Client`]. `granted`
+    /// is a grant the caller already holds for the first attempt; retries acquire again.
     pub(crate) async fn send(
         &self,
         path: &str,
         body: &impl Serialize,
         estimate: Estimate,
+        mut granted: Option<Permit>,
     ) -> Result<Answer, ClientError> {
         let inner = &*self.inner;
         let bytes = Bytes::from(
@@ -242,12 +247,13 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let permit = match &inner.limiter {
-                Some(l) => Some(
+            let permit = match (granted.take(), &inner.limiter) {
+                (Some(p), _) => Some(p),
+                (None, Some(l)) => Some(
                     l.acquire(Request::new(cost).key(&inner.key).priority(inner.priority))
                         .await?,
                 ),
-                None => None,
+                (None, None) => None,
             };
             let mut req = inner
                 .http
@@ -378,6 +384,37 @@ impl Client {
             }
         }
         retry
+    }
+}
+
+/// A successful answer's body, with the usage it reports.
+pub(crate) trait Reply: DeserializeOwned {
+    /// The usage, as a chat completion's (embeddings report no completion tokens).
+    fn usage(&self) -> Option<Usage>;
+}
+
+impl Reply for ChatCompletion {
+    fn usage(&self) -> Option<Usage> {
+        self.usage.clone()
+    }
+}
+
+impl Reply for Completion {
+    fn usage(&self) -> Option<Usage> {
+        self.usage.clone()
+    }
+}
+
+impl Reply for EmbeddingsResponse {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage {
+            prompt_tokens: self.usage.prompt_tokens,
+            completion_tokens: 0,
+            total_tokens: self.usage.total_tokens,
+            prompt_tokens_details: None,
+            completion_tokens_details: None,
+            extra: Default::default(),
+        })
     }
 }
 

@@ -30,11 +30,13 @@
 //! # Ok(()) }
 //! ```
 
+mod call;
 mod client;
 mod config;
 mod error;
 mod stream;
 
+pub use call::{Call, CallResult};
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, RetryPolicy, Settle};
 pub use error::ClientError;

@@ -348,3 +348,47 @@ fn bad_configurations_are_refused_at_build() {
         Err(ClientError::Config(_))
     ));
 }
+
+#[tokio::test]
+async fn a_call_sent_under_the_callers_grant_is_counted_once() {
+    let server = Server::start(vec![Reply::json(200, chat_ok(12, 3))], None).await;
+    let l = limiter(600, 100_000);
+    let c = client(&server, Some(Arc::clone(&l)))
+        .settle(Settle::Usage)
+        .build()
+        .unwrap();
+    let call = ratelimit_client::Call::from_json(
+        "/v1/chat/completions",
+        serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 50, "seed": 7}),
+    )
+    .unwrap();
+    let permit = l
+        .acquire(ratelimit_limiter::Request::new(call.cost(c.estimator())))
+        .await
+        .unwrap();
+    let result = c.call(&call, Some(permit)).await.unwrap();
+    assert_eq!((result.prompt_tokens, result.completion_tokens), (12, 3));
+    assert_eq!(result.body["choices"][0]["message"]["content"], "hi");
+    // Unknown fields reach the server untouched.
+    assert_eq!(server.received()[0].body["seed"], 7);
+    let left = tokens_left(l.as_ref()).await;
+    assert!(
+        (100_000 - 15..=100_000 - 13).contains(&left),
+        "counted once, settled: {left}"
+    );
+}
+
+#[test]
+fn calls_name_their_endpoint_or_are_refused() {
+    let body = serde_json::json!({"model": "text-embedding-3-small", "input": ["a", "b"]});
+    assert!(matches!(
+        ratelimit_client::Call::from_json("embeddings", body.clone()),
+        Ok(ratelimit_client::Call::Embeddings(_))
+    ));
+    let err = ratelimit_client::Call::from_json("/v1/images/generations", body).unwrap_err();
+    assert!(err.to_string().contains("unsupported endpoint"), "{err}");
+    let err =
+        ratelimit_client::Call::from_json("/v1/chat/completions", serde_json::json!({"model": 3}))
+            .unwrap_err();
+    assert!(matches!(err, ClientError::Malformed(_)), "{err}");
+}

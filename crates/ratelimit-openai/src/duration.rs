@@ -69,7 +69,6 @@ fn decimal(value: u128, scale: u128) -> String {
     format!("{whole}.{}", text.trim_end_matches('0'))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
