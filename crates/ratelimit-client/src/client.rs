@@ -2,6 +2,7 @@
 //! the adaptive layer, retries what is worth retrying, and settles the grant to the actual usage.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -59,6 +60,35 @@ struct Inner {
     settle: Settle,
     retry: RetryPolicy,
     estimator: Estimator,
+    counters: Counters,
+}
+
+/// What a client has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientStats {
+    /// Attempts sent (first tries and retries).
+    pub attempts: u64,
+    /// Attempts answered 429 by the provider.
+    pub rate_limited: u64,
+    /// Attempts that were retries.
+    pub retries: u64,
+    /// Attempts that got no answer (connection errors, timeouts).
+    pub transport_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    attempts: AtomicU64,
+    rate_limited: AtomicU64,
+    retries: AtomicU64,
+    transport_errors: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64, name: &'static str) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(name).increment(1);
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -112,8 +142,39 @@ impl Client {
                 settle: b.settle,
                 retry: b.retry,
                 estimator: b.estimator,
+                counters: Counters::default(),
             }),
         })
+    }
+
+    /// The limiter calls are limited on, if any (an adaptive one included).
+    #[must_use]
+    pub fn limiter(&self) -> Option<&Arc<dyn Limiter>> {
+        self.inner.limiter.as_ref()
+    }
+
+    /// The priority class of this client's calls.
+    #[must_use]
+    pub fn priority(&self) -> ratelimit_limiter::Priority {
+        self.inner.priority
+    }
+
+    /// The budget key calls are limited under.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.inner.key
+    }
+
+    /// Counts of what this client (and its clones) has done.
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.inner.counters;
+        ClientStats {
+            attempts: c.attempts.load(Ordering::Relaxed),
+            rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            transport_errors: c.transport_errors.load(Ordering::Relaxed),
+        }
     }
 
     /// The estimator calls are costed with.
@@ -255,6 +316,10 @@ impl Client {
                 ),
                 (None, None) => None,
             };
+            Counters::bump(&inner.counters.attempts, "llm_client_attempts_total");
+            if attempt > 1 {
+                Counters::bump(&inner.counters.retries, "llm_client_retries_total");
+            }
             let mut req = inner
                 .http
                 .post(&url)
@@ -266,6 +331,10 @@ impl Client {
             let response = match req.send().await {
                 Ok(r) => r,
                 Err(source) => {
+                    Counters::bump(
+                        &inner.counters.transport_errors,
+                        "llm_client_transport_errors_total",
+                    );
                     // It may have reached the provider: the grant stays counted (dropped here).
                     drop(permit);
                     tracing::debug!(error = %source, attempt, "transport error");
@@ -317,6 +386,10 @@ impl Client {
                 |e| e.message.clone(),
             );
             if status == 429 {
+                Counters::bump(
+                    &inner.counters.rate_limited,
+                    "llm_client_rate_limited_total",
+                );
                 // Refused, not admitted: give the grant back (the pause holds everyone meanwhile).
                 if let Some(p) = permit {
                     if let Err(e) = p.cancel().await {

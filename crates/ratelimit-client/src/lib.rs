@@ -37,7 +37,7 @@ mod error;
 mod stream;
 
 pub use call::{Call, CallResult};
-pub use client::Client;
+pub use client::{Client, ClientStats};
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, RetryPolicy, Settle};
 pub use error::ClientError;
 pub use stream::ChatStream;
