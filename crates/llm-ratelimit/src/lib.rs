@@ -9,8 +9,7 @@
 //! | `memory` (default) | [`limiter`], [`memory`] | the async [`Limiter`] trait and the in-process [`MemoryLimiter`] on tokio |
 //! | `redis` / `fred` | `redis` | `RedisLimiter`: one budget shared through Redis or Redis Cluster, with either client |
 //! | `adaptive` | [`adaptive`] | `AdaptiveLimiter`: follows the provider's limits from its headers and 429s |
-//!
-//! The HTTP client is added as a feature when its crate lands.
+//! | `client` | [`openai`], [`client`], [`batch`] | the OpenAI-compatible `Client` with limiting built in, and the JSONL batch runner |
 //!
 //! ```
 //! use llm_ratelimit::{Cost, Policy};
@@ -46,6 +45,18 @@ pub use ratelimit_redis::{FailurePolicy, RedisConfig, RedisLimiter, Target};
 pub use ratelimit_adaptive as adaptive;
 #[cfg(feature = "adaptive")]
 pub use ratelimit_adaptive::{AdaptiveConfig, AdaptiveLimiter};
+
+/// The JSONL batch runner. See [`ratelimit_batch`].
+#[cfg(feature = "client")]
+pub use ratelimit_batch as batch;
+/// The OpenAI-compatible client. See [`ratelimit_client`].
+#[cfg(feature = "client")]
+pub use ratelimit_client as client;
+#[cfg(feature = "client")]
+pub use ratelimit_client::Client;
+/// The OpenAI wire format and token estimates. See [`ratelimit_openai`].
+#[cfg(feature = "client")]
+pub use ratelimit_openai as openai;
 
 #[cfg(feature = "memory")]
 pub use ratelimit_limiter::{AcquireError, Limiter, Permit, Priority, Request, Stats};
