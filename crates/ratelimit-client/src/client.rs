@@ -2,12 +2,9 @@
 //! the adaptive layer, retries what is worth retrying, and settles the grant to the actual usage.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use ratelimit_adaptive::{AdaptiveLimiter, RetryHint, Snapshot};
-use ratelimit_core::Cost;
-use ratelimit_limiter::{Limiter, Permit, Request};
+use ratelimit_limiter::Permit;
 use ratelimit_openai::{
     ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingsRequest,
     EmbeddingsResponse, ErrorResponse, Estimate, Estimator, StreamOptions, Usage,
@@ -15,15 +12,17 @@ use ratelimit_openai::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::{ClientBuilder, RetryPolicy, Settle};
+use crate::config::ClientBuilder;
 use crate::error::{ClientError, Verdict, backoff, verdict};
+use crate::flow::{Counted, Endpoint, Flow};
 use crate::stream::ChatStream;
 
 /// An OpenAI-compatible client with rate limiting built in. Cheap to clone.
 ///
 /// Every call: estimates its tokens (tiktoken, by model), waits for the limiter's grant of
 /// `1 request + input + output tokens`, sends, and on the answer
-/// - feeds the headers (and error bodies) to the [`AdaptiveLimiter`], if the client has one;
+/// - feeds the headers (and error bodies) to the
+///   [`AdaptiveLimiter`](ratelimit_adaptive::AdaptiveLimiter), if the client has one;
 /// - on 429, pauses every user of the limiter for the provider's retry-after and gives the
 ///   refused request's grant back (the provider did not admit it), then tries again;
 /// - retries 408, 409, 429 and 5xx with exponential backoff and full jitter (or the provider's
@@ -52,21 +51,15 @@ struct Inner {
     http: reqwest::Client,
     base_url: String,
     authorization: Option<http::HeaderValue>,
-    limiter: Option<Arc<dyn Limiter>>,
-    adaptive: Option<Arc<AdaptiveLimiter>>,
-    key: String,
-    priority: ratelimit_limiter::Priority,
-    settle: Settle,
-    retry: RetryPolicy,
-    estimator: Estimator,
+    flow: Flow,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.inner.base_url)
-            .field("limited", &self.inner.limiter.is_some())
-            .field("adaptive", &self.inner.adaptive.is_some())
+            .field("limited", &self.inner.flow.limiter.is_some())
+            .field("adaptive", &self.inner.flow.adaptive.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -105,13 +98,15 @@ impl Client {
                 http,
                 base_url: b.base_url.trim_end_matches('/').to_owned(),
                 authorization,
-                limiter: b.limiter,
-                adaptive: b.adaptive,
-                key: b.key,
-                priority: b.priority,
-                settle: b.settle,
-                retry: b.retry,
-                estimator: b.estimator,
+                flow: Flow {
+                    limiter: b.limiter,
+                    adaptive: b.adaptive,
+                    key: b.key,
+                    priority: b.priority,
+                    settle: b.settle,
+                    retry: b.retry,
+                    estimator: b.estimator,
+                },
             }),
         })
     }
@@ -119,7 +114,7 @@ impl Client {
     /// The estimator calls are costed with.
     #[must_use]
     pub fn estimator(&self) -> &Estimator {
-        &self.inner.estimator
+        &self.inner.flow.estimator
     }
 
     /// A chat completion (not streamed: `stream` is set to false).
@@ -130,11 +125,11 @@ impl Client {
         &self,
         request: &ChatCompletionRequest,
     ) -> Result<ChatCompletion, ClientError> {
-        let estimate = self.inner.estimator.chat(request);
+        let estimate = self.inner.flow.estimator.chat(request);
         let mut request = request.clone();
         request.stream = None;
         request.stream_options = None;
-        let answer = self.send("chat/completions", &request, estimate).await?;
+        let answer = self.send(Endpoint::Chat, &request, estimate).await?;
         let (body, permit): (ChatCompletion, _) = json(answer).await?;
         self.settle(permit, body.usage.as_ref(), estimate).await;
         Ok(body)
@@ -149,7 +144,7 @@ impl Client {
         &self,
         request: &ChatCompletionRequest,
     ) -> Result<ChatStream, ClientError> {
-        let estimate = self.inner.estimator.chat(request);
+        let estimate = self.inner.flow.estimator.chat(request);
         let mut request = request.clone();
         request.stream = Some(true);
         let mut options = request.stream_options.take().unwrap_or(StreamOptions {
@@ -158,7 +153,7 @@ impl Client {
         });
         options.include_usage = Some(true);
         request.stream_options = Some(options);
-        let answer = self.send("chat/completions", &request, estimate).await?;
+        let answer = self.send(Endpoint::Chat, &request, estimate).await?;
         Ok(ChatStream::new(
             self.clone(),
             answer.response,
@@ -172,11 +167,11 @@ impl Client {
     /// # Errors
     /// See [`ClientError`].
     pub async fn completion(&self, request: &CompletionRequest) -> Result<Completion, ClientError> {
-        let estimate = self.inner.estimator.completion(request);
+        let estimate = self.inner.flow.estimator.completion(request);
         let mut request = request.clone();
         request.stream = None;
         request.stream_options = None;
-        let answer = self.send("completions", &request, estimate).await?;
+        let answer = self.send(Endpoint::Completions, &request, estimate).await?;
         let (body, permit): (Completion, _) = json(answer).await?;
         self.settle(permit, body.usage.as_ref(), estimate).await;
         Ok(body)
@@ -190,15 +185,15 @@ impl Client {
         &self,
         request: &EmbeddingsRequest,
     ) -> Result<EmbeddingsResponse, ClientError> {
-        let estimate = self.inner.estimator.embeddings(request);
-        let answer = self.send("embeddings", request, estimate).await?;
+        let estimate = self.inner.flow.estimator.embeddings(request);
+        let answer = self.send(Endpoint::Embeddings, request, estimate).await?;
         let (body, permit): (EmbeddingsResponse, _) = json(answer).await?;
-        if let Some(mut permit) = permit {
-            let actual = Cost::request(body.usage.prompt_tokens, 0);
-            if let Err(e) = permit.adjust(actual).await {
-                tracing::warn!(error = %e, "could not settle the grant; the estimate stays counted");
-            }
-        }
+        let usage = Counted {
+            prompt: body.usage.prompt_tokens,
+            completion: 0,
+        };
+        // An embedding's estimate has no output: both settle modes count the prompt alone.
+        self.inner.flow.settle(permit, Some(usage), estimate).await;
         Ok(body)
     }
 
@@ -209,46 +204,31 @@ impl Client {
         usage: Option<&Usage>,
         estimate: Estimate,
     ) {
-        let (Some(mut permit), Some(usage)) = (permit, usage) else {
-            return;
-        };
-        let output = match self.inner.settle {
-            Settle::Admission => estimate.output,
-            Settle::Usage => usage.completion_tokens,
-        };
-        if let Err(e) = permit
-            .adjust(Cost::request(usage.prompt_tokens, output))
-            .await
-        {
-            tracing::warn!(error = %e, "could not settle the grant; the estimate stays counted");
-        }
+        self.inner
+            .flow
+            .settle(permit, usage.map(Counted::from), estimate)
+            .await;
     }
 
-    /// Sends `body` to `path` under the limiter, retrying as documented on [`Client`].
+    /// Sends `body` to `endpoint` under the limiter, retrying as documented on [`Client`].
     pub(crate) async fn send(
         &self,
-        path: &str,
+        endpoint: Endpoint,
         body: &impl Serialize,
         estimate: Estimate,
     ) -> Result<Answer, ClientError> {
         let inner = &*self.inner;
+        let flow = &inner.flow;
         let bytes = Bytes::from(
             serde_json::to_vec(body)
                 .map_err(|e| ClientError::Config(format!("request body: {e}")))?,
         );
-        let url = format!("{}/{path}", inner.base_url);
-        let cost = Cost::request(estimate.input, estimate.output);
-        let max = inner.retry.max_attempts;
+        let url = format!("{}/{}", inner.base_url, endpoint.path());
+        let max = flow.retry.max_attempts;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let permit = match &inner.limiter {
-                Some(l) => Some(
-                    l.acquire(Request::new(cost).key(&inner.key).priority(inner.priority))
-                        .await?,
-                ),
-                None => None,
-            };
+            let permit = flow.acquire(estimate).await?;
             let mut req = inner
                 .http
                 .post(&url)
@@ -269,32 +249,15 @@ impl Client {
                             attempts: attempt,
                         });
                     }
-                    tokio::time::sleep(backoff(
-                        attempt - 1,
-                        None,
-                        inner.retry.base,
-                        inner.retry.max,
-                    ))
-                    .await;
+                    tokio::time::sleep(backoff(attempt - 1, None, flow.retry.base, flow.retry.max))
+                        .await;
                     continue;
                 }
             };
             let status = response.status().as_u16();
             if response.status().is_success() {
-                if let Some(adaptive) = &inner.adaptive {
-                    if let Err(e) = adaptive
-                        .observe(
-                            &inner.key,
-                            permit.as_ref(),
-                            status,
-                            response.headers(),
-                            None,
-                        )
-                        .await
-                    {
-                        tracing::warn!(error = %e, "could not apply the provider's rate-limit headers");
-                    }
-                }
+                flow.accepted(permit.as_ref(), status, response.headers())
+                    .await;
                 return Ok(Answer { response, permit });
             }
             let headers = response.headers().clone();
@@ -302,22 +265,14 @@ impl Client {
             let error = serde_json::from_slice::<ErrorResponse>(&body)
                 .ok()
                 .map(|e| e.error);
-            let retry = self
-                .feedback(permit.as_ref(), status, &headers, &body, attempt)
-                .await;
+            // A 429's grant is given back (the pause holds everyone meanwhile); any other failure's
+            // stays counted.
+            let retry = flow.refused(permit, status, &headers, &body, attempt).await;
             let verdict = verdict(status, error.as_ref(), retry.should_retry);
             let message = error.as_ref().map_or_else(
                 || String::from_utf8_lossy(&body).chars().take(500).collect(),
                 |e| e.message.clone(),
             );
-            if status == 429 {
-                // Refused, not admitted: give the grant back (the pause holds everyone meanwhile).
-                if let Some(p) = permit {
-                    if let Err(e) = p.cancel().await {
-                        tracing::debug!(error = %e, "could not give back a refused request's grant");
-                    }
-                }
-            }
             if verdict == Verdict::Permanent || attempt >= max {
                 return Err(ClientError::Api {
                     status,
@@ -329,55 +284,16 @@ impl Client {
             }
             tracing::debug!(status, attempt, ?retry, "retrying");
             // With a limiter, a 429's wait is the pause every acquire honours; otherwise sleep.
-            if !(status == 429 && inner.limiter.is_some()) {
+            if !(status == 429 && flow.limiter.is_some()) {
                 tokio::time::sleep(backoff(
                     attempt - 1,
                     retry.after,
-                    inner.retry.base,
-                    inner.retry.max,
+                    flow.retry.base,
+                    flow.retry.max,
                 ))
                 .await;
             }
         }
-    }
-
-    /// Feeds a failed response to the adaptive layer (or, without one, pauses the limiter on a
-    /// 429 by itself) and returns the retry hint.
-    async fn feedback(
-        &self,
-        permit: Option<&Permit>,
-        status: u16,
-        headers: &http::HeaderMap,
-        body: &[u8],
-        attempt: u32,
-    ) -> RetryHint {
-        let inner = &*self.inner;
-        if let Some(adaptive) = &inner.adaptive {
-            match adaptive
-                .observe(&inner.key, permit, status, headers, Some(body))
-                .await
-            {
-                Ok(seen) => return seen.retry,
-                Err(e) => tracing::warn!(error = %e, "could not apply the provider's feedback"),
-            }
-        }
-        let retry = Snapshot::from_headers(headers, SystemTime::now())
-            .with_body(body)
-            .retry();
-        if status == 429 && inner.adaptive.is_none() {
-            if let Some(limiter) = &inner.limiter {
-                let pause = retry
-                    .after
-                    .unwrap_or_else(|| {
-                        backoff(attempt - 1, None, inner.retry.base, inner.retry.max)
-                    })
-                    .max(Duration::from_millis(1));
-                if let Err(e) = limiter.pause(&inner.key, pause).await {
-                    tracing::warn!(error = %e, "could not pause the limiter after a 429");
-                }
-            }
-        }
-        retry
     }
 }
 
