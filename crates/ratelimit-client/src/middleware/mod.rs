@@ -31,6 +31,9 @@ use ratelimit_adaptive::AdaptiveLimiter;
 use ratelimit_limiter::{Limiter, Permit, Priority};
 use ratelimit_openai::{Estimate, Estimator};
 
+#[cfg(not(feature = "tower"))]
+use body::LimitedBody;
+#[cfg(feature = "tower")]
 pub use body::LimitedBody;
 #[cfg(feature = "tower")]
 pub use layer::RateLimitService;
