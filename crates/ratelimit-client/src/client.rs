@@ -28,7 +28,7 @@ use crate::stream::ChatStream;
 /// - retries 408, 409, 429 and 5xx with exponential backoff and full jitter (or the provider's
 ///   wait), honouring `x-should-retry`; never retries permanent errors (400s, an exhausted quota,
 ///   a request too large) and says why;
-/// - settles the grant to the response's `usage` (see [`Settle`]).
+/// - settles the grant to the response's `usage` (see [`Settle`](crate::Settle)).
 ///
 /// ```no_run
 /// use ratelimit_client::Client;

@@ -33,7 +33,7 @@
 //! # Limiting another client
 //!
 //! An application that already uses another OpenAI client gets the same limiting from
-//! [`RateLimit`], through the same code: a `reqwest_middleware::Middleware` (feature
+//! `RateLimit`, through the same code: a `reqwest_middleware::Middleware` (feature
 //! `middleware`, on by default; reqwest-middleware 0.4, the line on reqwest 0.12) for clients
 //! built on `ClientWithMiddleware`, and a `tower::Layer` (feature `tower`, see
 //! `RateLimitService`) for `tower::Service<http::Request<B>>` stacks. It limits the `POST`s to
@@ -41,7 +41,8 @@
 //! (streamed answers when they end, without holding back any chunk), pauses everyone on a 429
 //! and leaves retrying to the client, whose every retry is limited anew.
 //!
-//! ```no_run
+#![cfg_attr(feature = "middleware", doc = "```no_run")]
+#![cfg_attr(not(feature = "middleware"), doc = "```ignore")]
 //! use std::sync::Arc;
 //! use ratelimit_client::RateLimit;
 //! use ratelimit_core::Policy;

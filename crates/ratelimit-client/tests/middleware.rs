@@ -2,6 +2,7 @@
 //! reqwest-middleware middleware (waiting for grants, settling plain and streamed answers,
 //! 429 pauses and refunds, retries outside it limited anew, other routes untouched, malformed
 //! and oversized bodies) and as a tower layer over a reqwest-backed service.
+#![cfg(any(feature = "middleware", feature = "tower"))]
 
 mod common;
 
@@ -61,6 +62,12 @@ fn chat(max_tokens: u64) -> serde_json::Value {
         "messages": [{"role": "user", "content": "Say hi."}],
         "max_completion_tokens": max_tokens,
     })
+}
+
+/// Loads the tokenizer before a test reads the clock: the first estimate of a process loads
+/// it, which takes long enough to hide a wait.
+fn warm_up() {
+    estimate(&chat(1));
 }
 
 fn estimate(body: &serde_json::Value) -> u64 {
@@ -130,6 +137,7 @@ mod chain {
         let l = limiter(100_000, Some((1, Duration::from_millis(400))));
         let http = http(RateLimit::new(l.clone()));
         let url = format!("{}/chat/completions", server.base_url());
+        warm_up();
         let started = Instant::now();
         post(&http, &url, &chat(50)).await;
         post(&http, &url, &chat(50)).await;
@@ -262,6 +270,7 @@ mod chain {
         let l = limiter(100_000, None);
         let http = http(RateLimit::new(l.clone()).settle(Settle::Usage));
         let url = format!("{}/chat/completions", server.base_url());
+        warm_up();
         let started = Instant::now();
         let response = post(&http, &url, &chat(50)).await;
         assert_eq!(response.status(), 429);
@@ -321,6 +330,7 @@ mod chain {
             .with(RateLimit::new(l.clone()).settle(Settle::Usage))
             .build();
         let url = format!("{}/chat/completions", server.base_url());
+        warm_up();
         let started = Instant::now();
         let response = post(&http, &url, &chat(50)).await;
         assert_eq!(response.status(), 200);
@@ -483,5 +493,160 @@ mod chain {
             status.first_of(Resource::Tokens).unwrap().status.limit,
             2_000_000
         );
+    }
+}
+
+#[cfg(feature = "tower")]
+mod layer {
+    use std::time::Instant;
+
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+    use ratelimit_client::{ClientError, RateLimit, Settle};
+    use tower::{Service, ServiceBuilder, ServiceExt};
+
+    use super::*;
+
+    /// A tower HTTP client: reqwest behind `Service<http::Request<reqwest::Body>>`.
+    fn reqwest_service() -> impl Service<
+        http::Request<reqwest::Body>,
+        Response = http::Response<reqwest::Body>,
+        Error = reqwest::Error,
+        Future = impl Send,
+    > + Clone
+    + Send
+    + 'static {
+        let client = reqwest::Client::new();
+        tower::service_fn(move |request: http::Request<reqwest::Body>| {
+            let client = client.clone();
+            async move {
+                let response = client.execute(reqwest::Request::try_from(request)?).await?;
+                Ok::<_, reqwest::Error>(http::Response::from(response))
+            }
+        })
+    }
+
+    fn post(url: &str, body: &serde_json::Value) -> http::Request<reqwest::Body> {
+        http::Request::post(url)
+            .header("authorization", "Bearer sk-tower")
+            .header("content-type", "application/json")
+            .body(reqwest::Body::from(body.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_layer_waits_for_grants_and_settles_plain_answers() {
+        let reply = Reply::json(200, chat_ok(12, 3));
+        let expected = reply.body.clone();
+        let server = Server::start(vec![], Some(reply)).await;
+        let l = limiter(100_000, Some((1, Duration::from_millis(400))));
+        let service = ServiceBuilder::new()
+            .layer(RateLimit::new(l.clone()).settle(Settle::Usage))
+            .service(reqwest_service());
+        let url = format!("{}/chat/completions", server.base_url());
+        warm_up();
+        let started = Instant::now();
+        for _ in 0..2 {
+            let response = service
+                .clone()
+                .oneshot(post(&url, &chat(50)))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(
+                response.body().size_hint().exact(),
+                Some(expected.len() as u64)
+            );
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(bytes, expected.as_bytes());
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+        let received = server.received();
+        assert_eq!(received[1].path, "/v1/chat/completions");
+        assert_eq!(
+            received[1].authorization.as_deref(),
+            Some("Bearer sk-tower")
+        );
+        assert_eq!(received[1].body, chat(50), "the body is sent as it was");
+        assert_used(l.as_ref(), 2, 2 * 15, 100_000).await;
+    }
+
+    #[tokio::test]
+    async fn the_layer_settles_a_stream_when_it_ends() {
+        let pieces = stream_pieces();
+        let server = Server::start(vec![Reply::sse(pieces.clone())], None).await;
+        let l = limiter(100_000, None);
+        let mut service = ServiceBuilder::new()
+            .layer(RateLimit::new(l.clone()).settle(Settle::Usage))
+            .service(reqwest_service());
+        let mut body = chat(100);
+        body["stream"] = true.into();
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+        let url = format!("{}/chat/completions", server.base_url());
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(post(&url, &body))
+            .await
+            .unwrap();
+        assert_used(l.as_ref(), 1, estimate(&body), 100_000).await;
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, pieces.concat().as_bytes());
+        assert_used(l.as_ref(), 1, 27, 100_000).await;
+    }
+
+    #[tokio::test]
+    async fn the_layer_passes_other_requests_through_and_hands_429s_on() {
+        let server = Server::start(
+            vec![
+                Reply::json(200, serde_json::json!({"id": "file-1"})),
+                Reply::json(429, error("requests", "rate_limit_exceeded", "slow down"))
+                    .header("retry-after-ms", "300"),
+            ],
+            None,
+        )
+        .await;
+        let l = limiter(100_000, None);
+        let service = ServiceBuilder::new()
+            .layer(RateLimit::new(l.clone()))
+            .service(reqwest_service());
+        let base = server.base_url();
+        let files = service
+            .clone()
+            .oneshot(post(&format!("{base}/files"), &serde_json::json!({})))
+            .await
+            .unwrap();
+        let bytes = files.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, r#"{"id":"file-1"}"#.as_bytes());
+        assert_used(l.as_ref(), 0, 0, 100_000).await;
+
+        let refused = service
+            .clone()
+            .oneshot(post(&format!("{base}/chat/completions"), &chat(50)))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 429);
+        let body = refused.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["message"], "slow down");
+        assert_used(l.as_ref(), 0, 0, 100_000).await;
+    }
+
+    #[tokio::test]
+    async fn the_layer_refuses_what_no_grant_can_hold_with_a_client_error() {
+        let server = Server::start(vec![], Some(Reply::json(200, chat_ok(1, 1)))).await;
+        let service = ServiceBuilder::new()
+            .layer(RateLimit::new(limiter(500, None)))
+            .service(reqwest_service());
+        let url = format!("{}/chat/completions", server.base_url());
+        let err = service.oneshot(post(&url, &chat(1_000))).await.unwrap_err();
+        let err = err.downcast::<ClientError>().expect("a ClientError");
+        assert!(matches!(*err, ClientError::TooLarge(_)), "{err:?}");
+        assert!(server.received().is_empty());
     }
 }

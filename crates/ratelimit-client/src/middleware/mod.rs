@@ -42,8 +42,8 @@ use crate::config::{RetryPolicy, Settle};
 use crate::error::ClientError;
 use crate::flow::{Endpoint, Flow, deployment, usage_of};
 
-/// Rate limiting for the LLM calls of another HTTP client: a [`reqwest_middleware`] middleware
-/// and a `tower` layer.
+/// Rate limiting for the LLM calls of another HTTP client: a `reqwest_middleware` middleware
+/// (feature `middleware`) and a `tower` layer (feature `tower`, see `RateLimitService`).
 ///
 /// Each limited call (a `POST` to `.../chat/completions`, `.../completions` or `.../embeddings`)
 /// is costed from its JSON body, waits for its grant of `1 request + input + output tokens`, and
@@ -67,7 +67,8 @@ use crate::flow::{Endpoint, Flow, deployment, usage_of};
 ///
 /// With reqwest-middleware (0.4, the line on reqwest 0.12):
 ///
-/// ```no_run
+#[cfg_attr(feature = "middleware", doc = "```no_run")]
+#[cfg_attr(not(feature = "middleware"), doc = "```ignore")]
 /// use std::sync::Arc;
 /// use ratelimit_client::RateLimit;
 /// use ratelimit_core::Policy;
