@@ -53,9 +53,11 @@ use crate::flow::{Endpoint, Flow, deployment, usage_of};
 ///
 /// **Retries are the client's**: this middleware sends each attempt once and hands back what
 /// the provider answered, 429s included. Every attempt that passes through it is limited anew,
-/// so a retrying layer must sit *outside* it (added before it with
-/// `reqwest_middleware::ClientBuilder::with`, like `reqwest-retry`'s middleware, or the
-/// retrying client itself), and its retry of a 429 then waits out the pause the 429 set.
+/// so a retrying layer must sit *outside* it: added before it with
+/// `reqwest_middleware::ClientBuilder::with` (reqwest-retry 0.7's `RetryTransientMiddleware`,
+/// the line on reqwest-middleware 0.4), or the retrying client itself. Its retry of a 429 then
+/// waits out the pause the 429 set, whatever backoff it chose. A retrying layer added *after*
+/// it would resend unlimited.
 ///
 /// **Bodies.** A request body that is not a valid request (not JSON, a field of the wrong type)
 /// is costed as one request without tokens and sent unchanged, so the provider's 400 reaches the
@@ -63,7 +65,14 @@ use crate::flow::{Endpoint, Flow, deployment, usage_of};
 /// headers); an event stream (`text/event-stream`) is handed on at once, chunk by chunk, and
 /// settled when it ends to the usage of its final chunk, which the API sends only when the
 /// request sets `stream_options.include_usage` (without it the estimate stays counted). A
-/// stream dropped before its end keeps its estimate counted, as the provider does.
+/// stream dropped before its end keeps its estimate counted, as the provider does. A body
+/// without `model` (Azure OpenAI names the deployment in the path) is costed with the
+/// tokenizer of the deployment's name. A streamed request body is read whole to be costed, then
+/// sent as those bytes.
+///
+/// The wait for a grant comes before the request is handed on, so it does not count against
+/// reqwest's request timeout; a transport error keeps the grant counted (the request may have
+/// reached the provider).
 ///
 /// With reqwest-middleware (0.4, the line on reqwest 0.12):
 ///
