@@ -1,6 +1,6 @@
 //! [`RateLimit`] as a `tower::Layer`: [`RateLimitService`] limits the LLM calls of any
-//! `tower::Service<http::Request<B>>` (hyper's client, a reqwest-backed service, a gateway's
-//! upstream).
+//! `tower::Service<http::Request<B>>` whose request body `B` can be rebuilt from the bytes read
+//! (`reqwest::Body`, `http_body_util::Full<Bytes>`, axum's `Body`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,7 +32,7 @@ impl<S> Layer<S> for RateLimit {
 /// A service whose LLM calls are limited: made by [`RateLimit`] as a `tower::Layer`.
 ///
 /// It takes the requests its inner service takes (`http::Request<B>` for any body that can be
-/// rebuilt from the bytes read: `reqwest::Body`, axum's and hyper's full bodies...) and answers
+/// rebuilt from the bytes read: `reqwest::Body`, `http_body_util::Full<Bytes>`...) and answers
 /// with the inner answer's head and a [`LimitedBody`] over its body. Errors are boxed: a
 /// [`ClientError`] when the limiter refuses, else the inner service's or the request body's own.
 ///
