@@ -10,6 +10,7 @@ use ratelimit_openai::{
 
 use crate::client::{Client, Reply};
 use crate::error::ClientError;
+use crate::flow::Endpoint;
 
 /// A request to one of the endpoints the client limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,19 +31,17 @@ impl Call {
     /// [`ClientError::Malformed`] naming the endpoint when it is not one of the three, or the
     /// serde error when the body does not fit it.
     pub fn from_json(endpoint: &str, body: serde_json::Value) -> Result<Self, ClientError> {
-        let path = endpoint.trim_start_matches('/');
-        let path = path.strip_prefix("v1/").unwrap_or(path);
         let bad = |e: serde_json::Error| ClientError::Malformed(format!("{endpoint} body: {e}"));
-        match path {
-            "chat/completions" => serde_json::from_value(body).map(Self::Chat).map_err(bad),
-            "completions" => serde_json::from_value(body)
+        match Endpoint::from_path(endpoint) {
+            Some(Endpoint::Chat) => serde_json::from_value(body).map(Self::Chat).map_err(bad),
+            Some(Endpoint::Completions) => serde_json::from_value(body)
                 .map(Self::Completion)
                 .map_err(bad),
-            "embeddings" => serde_json::from_value(body)
+            Some(Endpoint::Embeddings) => serde_json::from_value(body)
                 .map(Self::Embeddings)
                 .map_err(bad),
-            other => Err(ClientError::Malformed(format!(
-                "unsupported endpoint {other:?}: expected /v1/chat/completions, /v1/completions or /v1/embeddings"
+            None => Err(ClientError::Malformed(format!(
+                "unsupported endpoint {endpoint:?}: expected /v1/chat/completions, /v1/completions or /v1/embeddings"
             ))),
         }
     }
@@ -93,26 +92,27 @@ impl Client {
                 let mut r = r.clone();
                 r.stream = None;
                 r.stream_options = None;
-                let c: ChatCompletion = self
-                    .exchange("chat/completions", &r, estimate, granted)
-                    .await?;
-                (to_value(&c)?, c.usage)
+                let c: ChatCompletion =
+                    self.exchange(Endpoint::Chat, &r, estimate, granted).await?;
+                (to_value(&c)?, c.counted())
             }
             Call::Completion(r) => {
                 let mut r = r.clone();
                 r.stream = None;
                 r.stream_options = None;
-                let c: Completion = self.exchange("completions", &r, estimate, granted).await?;
-                (to_value(&c)?, c.usage)
+                let c: Completion = self
+                    .exchange(Endpoint::Completions, &r, estimate, granted)
+                    .await?;
+                (to_value(&c)?, c.counted())
             }
             Call::Embeddings(r) => {
-                let e: EmbeddingsResponse =
-                    self.exchange("embeddings", r, estimate, granted).await?;
-                (to_value(&e)?, Reply::usage(&e))
+                let e: EmbeddingsResponse = self
+                    .exchange(Endpoint::Embeddings, r, estimate, granted)
+                    .await?;
+                (to_value(&e)?, e.counted())
             }
         };
-        let (prompt_tokens, completion_tokens) =
-            usage.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+        let (prompt_tokens, completion_tokens) = usage.map_or((0, 0), |u| (u.prompt, u.completion));
         Ok(CallResult {
             body,
             prompt_tokens,

@@ -3,12 +3,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use ratelimit_adaptive::{AdaptiveLimiter, RetryHint, Snapshot};
-use ratelimit_core::Cost;
-use ratelimit_limiter::{Limiter, Permit, Request};
+use ratelimit_limiter::Permit;
 use ratelimit_openai::{
     ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingsRequest,
     EmbeddingsResponse, ErrorResponse, Estimate, Estimator, StreamOptions, Usage,
@@ -16,21 +13,23 @@ use ratelimit_openai::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::{ClientBuilder, RetryPolicy, Settle};
+use crate::config::ClientBuilder;
 use crate::error::{ClientError, Verdict, backoff, verdict};
+use crate::flow::{Counted, Endpoint, Flow};
 use crate::stream::ChatStream;
 
 /// An OpenAI-compatible client with rate limiting built in. Cheap to clone.
 ///
 /// Every call: estimates its tokens (tiktoken, by model), waits for the limiter's grant of
 /// `1 request + input + output tokens`, sends, and on the answer
-/// - feeds the headers (and error bodies) to the [`AdaptiveLimiter`], if the client has one;
+/// - feeds the headers (and error bodies) to the
+///   [`AdaptiveLimiter`](ratelimit_adaptive::AdaptiveLimiter), if the client has one;
 /// - on 429, pauses every user of the limiter for the provider's retry-after and gives the
 ///   refused request's grant back (the provider did not admit it), then tries again;
 /// - retries 408, 409, 429 and 5xx with exponential backoff and full jitter (or the provider's
 ///   wait), honouring `x-should-retry`; never retries permanent errors (400s, an exhausted quota,
 ///   a request too large) and says why;
-/// - settles the grant to the response's `usage` (see [`Settle`]).
+/// - settles the grant to the response's `usage` (see [`Settle`](crate::Settle)).
 ///
 /// ```no_run
 /// use ratelimit_client::Client;
@@ -53,13 +52,7 @@ struct Inner {
     http: reqwest::Client,
     base_url: String,
     authorization: Option<http::HeaderValue>,
-    limiter: Option<Arc<dyn Limiter>>,
-    adaptive: Option<Arc<AdaptiveLimiter>>,
-    key: String,
-    priority: ratelimit_limiter::Priority,
-    settle: Settle,
-    retry: RetryPolicy,
-    estimator: Estimator,
+    flow: Flow,
     counters: Counters,
 }
 
@@ -85,6 +78,7 @@ struct Counters {
 }
 
 impl Counters {
+    /// Counts one event here and through the `metrics` facade.
     fn bump(counter: &AtomicU64, name: &'static str) {
         counter.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(name).increment(1);
@@ -95,8 +89,8 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.inner.base_url)
-            .field("limited", &self.inner.limiter.is_some())
-            .field("adaptive", &self.inner.adaptive.is_some())
+            .field("limited", &self.inner.flow.limiter.is_some())
+            .field("adaptive", &self.inner.flow.adaptive.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -135,13 +129,15 @@ impl Client {
                 http,
                 base_url: b.base_url.trim_end_matches('/').to_owned(),
                 authorization,
-                limiter: b.limiter,
-                adaptive: b.adaptive,
-                key: b.key,
-                priority: b.priority,
-                settle: b.settle,
-                retry: b.retry,
-                estimator: b.estimator,
+                flow: Flow {
+                    limiter: b.limiter,
+                    adaptive: b.adaptive,
+                    key: b.key,
+                    priority: b.priority,
+                    settle: b.settle,
+                    retry: b.retry,
+                    estimator: b.estimator,
+                },
                 counters: Counters::default(),
             }),
         })
@@ -149,20 +145,20 @@ impl Client {
 
     /// The limiter calls are limited on, if any (an adaptive one included).
     #[must_use]
-    pub fn limiter(&self) -> Option<&Arc<dyn Limiter>> {
-        self.inner.limiter.as_ref()
+    pub fn limiter(&self) -> Option<&Arc<dyn ratelimit_limiter::Limiter>> {
+        self.inner.flow.limiter.as_ref()
     }
 
     /// The priority class of this client's calls.
     #[must_use]
     pub fn priority(&self) -> ratelimit_limiter::Priority {
-        self.inner.priority
+        self.inner.flow.priority
     }
 
     /// The budget key calls are limited under.
     #[must_use]
     pub fn key(&self) -> &str {
-        &self.inner.key
+        &self.inner.flow.key
     }
 
     /// Counts of what this client (and its clones) has done.
@@ -180,7 +176,7 @@ impl Client {
     /// The estimator calls are costed with.
     #[must_use]
     pub fn estimator(&self) -> &Estimator {
-        &self.inner.estimator
+        &self.inner.flow.estimator
     }
 
     /// A chat completion (not streamed: `stream` is set to false).
@@ -191,11 +187,11 @@ impl Client {
         &self,
         request: &ChatCompletionRequest,
     ) -> Result<ChatCompletion, ClientError> {
-        let estimate = self.inner.estimator.chat(request);
+        let estimate = self.inner.flow.estimator.chat(request);
         let mut request = request.clone();
         request.stream = None;
         request.stream_options = None;
-        self.exchange("chat/completions", &request, estimate, None)
+        self.exchange(Endpoint::Chat, &request, estimate, None)
             .await
     }
 
@@ -208,7 +204,7 @@ impl Client {
         &self,
         request: &ChatCompletionRequest,
     ) -> Result<ChatStream, ClientError> {
-        let estimate = self.inner.estimator.chat(request);
+        let estimate = self.inner.flow.estimator.chat(request);
         let mut request = request.clone();
         request.stream = Some(true);
         let mut options = request.stream_options.take().unwrap_or(StreamOptions {
@@ -217,9 +213,7 @@ impl Client {
         });
         options.include_usage = Some(true);
         request.stream_options = Some(options);
-        let answer = self
-            .send("chat/completions", &request, estimate, None)
-            .await?;
+        let answer = self.send(Endpoint::Chat, &request, estimate, None).await?;
         Ok(ChatStream::new(
             self.clone(),
             answer.response,
@@ -233,11 +227,12 @@ impl Client {
     /// # Errors
     /// See [`ClientError`].
     pub async fn completion(&self, request: &CompletionRequest) -> Result<Completion, ClientError> {
-        let estimate = self.inner.estimator.completion(request);
+        let estimate = self.inner.flow.estimator.completion(request);
         let mut request = request.clone();
         request.stream = None;
         request.stream_options = None;
-        self.exchange("completions", &request, estimate, None).await
+        self.exchange(Endpoint::Completions, &request, estimate, None)
+            .await
     }
 
     /// Embeddings.
@@ -248,77 +243,69 @@ impl Client {
         &self,
         request: &EmbeddingsRequest,
     ) -> Result<EmbeddingsResponse, ClientError> {
-        let estimate = self.inner.estimator.embeddings(request);
-        self.exchange("embeddings", request, estimate, None).await
+        let estimate = self.inner.flow.estimator.embeddings(request);
+        self.exchange(Endpoint::Embeddings, request, estimate, None)
+            .await
     }
 
+    /// Settles a grant to the response's usage (see [`Settle`]); without usage the estimate stays.
     /// Sends, reads the JSON answer, settles the grant to its usage.
     pub(crate) async fn exchange<R: Reply>(
         &self,
-        path: &str,
+        endpoint: Endpoint,
         body: &impl Serialize,
         estimate: Estimate,
         granted: Option<Permit>,
     ) -> Result<R, ClientError> {
-        let answer = self.send(path, body, estimate, granted).await?;
+        let answer = self.send(endpoint, body, estimate, granted).await?;
         let (body, permit): (R, _) = json(answer).await?;
-        self.settle(permit, body.usage().as_ref(), estimate).await;
+        self.inner
+            .flow
+            .settle(permit, body.counted(), estimate)
+            .await;
         Ok(body)
     }
 
-    /// Settles a grant to the response's usage (see [`Settle`]); without usage the estimate stays.
     pub(crate) async fn settle(
         &self,
         permit: Option<Permit>,
         usage: Option<&Usage>,
         estimate: Estimate,
     ) {
-        let (Some(mut permit), Some(usage)) = (permit, usage) else {
-            return;
-        };
-        let output = match self.inner.settle {
-            Settle::Admission => estimate.output,
-            Settle::Usage => usage.completion_tokens,
-        };
-        if let Err(e) = permit
-            .adjust(Cost::request(usage.prompt_tokens, output))
-            .await
-        {
-            tracing::warn!(error = %e, "could not settle the grant; the estimate stays counted");
-        }
+        self.inner
+            .flow
+            .settle(permit, usage.map(Counted::from), estimate)
+            .await;
     }
 
-    /// Sends `body` to `path` under the limiter, retrying as documented on [`Client`]. `granted`
-    /// is a grant the caller already holds for the first attempt; retries acquire again.
+    /// Sends `body` to `endpoint` under the limiter, retrying as documented on [`Client`].
     pub(crate) async fn send(
         &self,
-        path: &str,
+        endpoint: Endpoint,
         body: &impl Serialize,
         estimate: Estimate,
         mut granted: Option<Permit>,
     ) -> Result<Answer, ClientError> {
         let inner = &*self.inner;
+        let flow = &inner.flow;
         let bytes = Bytes::from(
             serde_json::to_vec(body)
                 .map_err(|e| ClientError::Config(format!("request body: {e}")))?,
         );
-        let url = format!("{}/{path}", inner.base_url);
-        let cost = Cost::request(estimate.input, estimate.output);
-        let max = inner.retry.max_attempts;
+        let url = format!("{}/{}", inner.base_url, endpoint.path());
+        let max = flow.retry.max_attempts;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let permit = match (granted.take(), &inner.limiter) {
-                (Some(p), _) => Some(p),
-                (None, Some(l)) => Some(
-                    l.acquire(Request::new(cost).key(&inner.key).priority(inner.priority))
-                        .await?,
-                ),
-                (None, None) => None,
+            // The caller's grant serves the first attempt; retries acquire again.
+            let permit = match granted.take() {
+                Some(p) => Some(p),
+                None => flow.acquire(estimate).await?,
             };
-            Counters::bump(&inner.counters.attempts, "llm_client_attempts_total");
+            let counters = &inner.counters;
+            Counters::bump(&counters.attempts, "llm_client_attempts_total");
             if attempt > 1 {
-                Counters::bump(&inner.counters.retries, "llm_client_retries_total");
+                Counters::bump(&counters.retries, "llm_client_retries_total");
             }
             let mut req = inner
                 .http
@@ -344,59 +331,36 @@ impl Client {
                             attempts: attempt,
                         });
                     }
-                    tokio::time::sleep(backoff(
-                        attempt - 1,
-                        None,
-                        inner.retry.base,
-                        inner.retry.max,
-                    ))
-                    .await;
+                    tokio::time::sleep(backoff(attempt - 1, None, flow.retry.base, flow.retry.max))
+                        .await;
                     continue;
                 }
             };
             let status = response.status().as_u16();
             if response.status().is_success() {
-                if let Some(adaptive) = &inner.adaptive {
-                    if let Err(e) = adaptive
-                        .observe(
-                            &inner.key,
-                            permit.as_ref(),
-                            status,
-                            response.headers(),
-                            None,
-                        )
-                        .await
-                    {
-                        tracing::warn!(error = %e, "could not apply the provider's rate-limit headers");
-                    }
-                }
+                flow.accepted(permit.as_ref(), status, response.headers())
+                    .await;
                 return Ok(Answer { response, permit });
+            }
+            if status == 429 {
+                Counters::bump(
+                    &inner.counters.rate_limited,
+                    "llm_client_rate_limited_total",
+                );
             }
             let headers = response.headers().clone();
             let body = response.bytes().await.unwrap_or_default();
             let error = serde_json::from_slice::<ErrorResponse>(&body)
                 .ok()
                 .map(|e| e.error);
-            let retry = self
-                .feedback(permit.as_ref(), status, &headers, &body, attempt)
-                .await;
+            // A 429's grant is given back (the pause holds everyone meanwhile); any other failure's
+            // stays counted.
+            let retry = flow.refused(permit, status, &headers, &body, attempt).await;
             let verdict = verdict(status, error.as_ref(), retry.should_retry);
             let message = error.as_ref().map_or_else(
                 || String::from_utf8_lossy(&body).chars().take(500).collect(),
                 |e| e.message.clone(),
             );
-            if status == 429 {
-                Counters::bump(
-                    &inner.counters.rate_limited,
-                    "llm_client_rate_limited_total",
-                );
-                // Refused, not admitted: give the grant back (the pause holds everyone meanwhile).
-                if let Some(p) = permit {
-                    if let Err(e) = p.cancel().await {
-                        tracing::debug!(error = %e, "could not give back a refused request's grant");
-                    }
-                }
-            }
             if verdict == Verdict::Permanent || attempt >= max {
                 return Err(ClientError::Api {
                     status,
@@ -408,90 +372,48 @@ impl Client {
             }
             tracing::debug!(status, attempt, ?retry, "retrying");
             // With a limiter, a 429's wait is the pause every acquire honours; otherwise sleep.
-            if !(status == 429 && inner.limiter.is_some()) {
+            if !(status == 429 && flow.limiter.is_some()) {
                 tokio::time::sleep(backoff(
                     attempt - 1,
                     retry.after,
-                    inner.retry.base,
-                    inner.retry.max,
+                    flow.retry.base,
+                    flow.retry.max,
                 ))
                 .await;
             }
         }
     }
-
-    /// Feeds a failed response to the adaptive layer (or, without one, pauses the limiter on a
-    /// 429 by itself) and returns the retry hint.
-    async fn feedback(
-        &self,
-        permit: Option<&Permit>,
-        status: u16,
-        headers: &http::HeaderMap,
-        body: &[u8],
-        attempt: u32,
-    ) -> RetryHint {
-        let inner = &*self.inner;
-        if let Some(adaptive) = &inner.adaptive {
-            match adaptive
-                .observe(&inner.key, permit, status, headers, Some(body))
-                .await
-            {
-                Ok(seen) => return seen.retry,
-                Err(e) => tracing::warn!(error = %e, "could not apply the provider's feedback"),
-            }
-        }
-        let retry = Snapshot::from_headers(headers, SystemTime::now())
-            .with_body(body)
-            .retry();
-        if status == 429 && inner.adaptive.is_none() {
-            if let Some(limiter) = &inner.limiter {
-                let pause = retry
-                    .after
-                    .unwrap_or_else(|| {
-                        backoff(attempt - 1, None, inner.retry.base, inner.retry.max)
-                    })
-                    .max(Duration::from_millis(1));
-                if let Err(e) = limiter.pause(&inner.key, pause).await {
-                    tracing::warn!(error = %e, "could not pause the limiter after a 429");
-                }
-            }
-        }
-        retry
-    }
 }
 
+/// Reads a successful answer's JSON body.
 /// A successful answer's body, with the usage it reports.
 pub(crate) trait Reply: DeserializeOwned {
-    /// The usage, as a chat completion's (embeddings report no completion tokens).
-    fn usage(&self) -> Option<Usage>;
+    /// The tokens it reports (embeddings: the prompt alone).
+    fn counted(&self) -> Option<Counted>;
 }
 
 impl Reply for ChatCompletion {
-    fn usage(&self) -> Option<Usage> {
-        self.usage.clone()
+    fn counted(&self) -> Option<Counted> {
+        self.usage.as_ref().map(Counted::from)
     }
 }
 
 impl Reply for Completion {
-    fn usage(&self) -> Option<Usage> {
-        self.usage.clone()
+    fn counted(&self) -> Option<Counted> {
+        self.usage.as_ref().map(Counted::from)
     }
 }
 
 impl Reply for EmbeddingsResponse {
-    fn usage(&self) -> Option<Usage> {
-        Some(Usage {
-            prompt_tokens: self.usage.prompt_tokens,
-            completion_tokens: 0,
-            total_tokens: self.usage.total_tokens,
-            prompt_tokens_details: None,
-            completion_tokens_details: None,
-            extra: Default::default(),
+    fn counted(&self) -> Option<Counted> {
+        // An embedding's estimate has no output: both settle modes count the prompt alone.
+        Some(Counted {
+            prompt: self.usage.prompt_tokens,
+            completion: 0,
         })
     }
 }
 
-/// Reads a successful answer's JSON body.
 async fn json<T: DeserializeOwned>(answer: Answer) -> Result<(T, Option<Permit>), ClientError> {
     let Answer { response, permit } = answer;
     let bytes = response

@@ -86,6 +86,8 @@ async fn a_429_is_retried_after_its_retry_after_and_pauses_the_limiter() {
     .await;
     let l = limiter(600, 100_000);
     let c = client(&server, Some(Arc::clone(&l))).build().unwrap();
+    // Load the tokenizer first: its first load would otherwise hide the wait being measured.
+    let _ = c.estimator().chat(&request(50));
     let started = Instant::now();
     let answer = c.chat(&request(50)).await.unwrap();
     assert_eq!(answer.usage.unwrap().completion_tokens, 3);
