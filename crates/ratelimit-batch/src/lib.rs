@@ -36,12 +36,14 @@
 //! ```
 
 mod error;
+mod limits;
 mod output;
 mod progress;
 mod record;
 mod runner;
 
 pub use error::BatchError;
+pub use limits::{GUESS_RPM, GUESS_TPM, JobLimiter, JobLimits};
 pub use progress::{Progress, Snapshot};
 pub use record::{Failure, Item, LineError, Outcome, Response, parse_line};
 pub use runner::{Batch, BatchConfig, Stop, Stopper, Summary};
