@@ -13,7 +13,9 @@
 //!   directions. Its `remaining` is compared with what the limiter had left right after granting
 //!   that request, and the difference is charged or credited ([`Action::Correct`]): both sides
 //!   refill alike between the grant and the response, so the difference at the grant is the
-//!   difference now. Requests granted before the last correction are not used to correct again
+//!   difference now. Window algorithms (sliding log, fixed window) are only ever charged, not
+//!   credited: their units come back at set instants, and a provider's larger `remaining` is then
+//!   mostly its window edge passing a moment before ours. Requests granted before the last correction are not used to correct again
 //!   (their view predates it), so concurrent responses do not count one discrepancy many times.
 //! - **429.** Every user of the budget pauses ([`Action::Pause`]) for the provider's retry-after,
 //!   or, when it gives none, an exponential backoff.
@@ -82,6 +84,9 @@ struct Tracked {
     amount: u64,
     /// Whether headers have described it: then they, not AIMD, drive it.
     from_headers: bool,
+    /// A window algorithm (sliding log, fixed window, sliding counter): its units come back at
+    /// set instants, so it is never credited (see `sync`).
+    windowed: bool,
     aimd: Aimd,
 }
 
@@ -137,6 +142,7 @@ impl Controller {
                 window: limit.window(),
                 amount: limit.amount(),
                 from_headers: false,
+                windowed: !limit.algorithm_kind().has_burst(),
                 aimd: Aimd::new(limit.amount(), &config),
             })
             .collect();
@@ -249,6 +255,14 @@ impl Controller {
         // The provider's remaining, scaled like the limit, is what should be left.
         let theirs = (remaining as f64 * headroom).floor() as u64;
         let delta = i128::from(ours) - i128::from(theirs);
+        if delta < 0 && t.windowed {
+            // The provider has more left than we do. For a window algorithm that is, most of the
+            // time, the edge of the windows: ours is a little longer than the provider's (a
+            // margin for network delays), so its oldest units have already left the provider's
+            // window and will leave ours a moment later. Crediting the newest units now would
+            // free that capacity twice. Charges (the provider has less) always apply.
+            return false;
+        }
         let threshold = ((t.amount as f64 * tolerance).floor() as i128).max(0);
         if delta.abs() <= threshold {
             return false;
