@@ -27,6 +27,12 @@
 //! The paths are absolute but not canonicalized: Debian's `redis-server` is a
 //! symlink to `redis-check-rdb`, which picks its behaviour from its own name.
 //!
+//! # Python
+//!
+//! The gateway's tests drive it with the official `openai` Python SDK: `python3` with `venv`
+//! and `pip` is installed with apt-get when missing (see [`python`]), and exported as
+//! `RATELIMIT_PYTHON`; the tests make their own virtual environment and install `openai` in it.
+//!
 //! # Cleanup
 //!
 //! Every server runs as a direct child of `xtask` and is killed (and reaped)
@@ -38,6 +44,7 @@
 //! temporary directories (named after the dead `xtask`'s pid), kills the Redis
 //! processes still running in them and removes the directories.
 
+pub(crate) mod python;
 pub(crate) mod redis;
 
 use std::{
@@ -76,6 +83,8 @@ impl Services {
         let mut services = Self::default();
         let redis = redis::start(&bins, &mut services.processes)?;
         services.env = redis.env(&bins);
+        let python = python::ensure_installed()?;
+        services.env.push((python::PYTHON_VAR.to_owned(), python));
         println!(
             "<== Redis ready in {}: standalone on port {}, cluster on ports {}",
             format_duration(started.elapsed()),

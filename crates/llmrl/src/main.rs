@@ -1,10 +1,11 @@
-//! `llmrl`: the llm-ratelimit command line (`demo`, `run`, `mock`).
+//! `llmrl`: the llm-ratelimit command line (`demo`, `run`, `mock`, `gateway`).
 
 // A command-line tool: stdout is where its results go.
 #![allow(clippy::print_stdout)]
 
 mod demo;
 mod exec;
+mod gateway;
 mod limits;
 mod mock;
 mod run;
@@ -30,6 +31,8 @@ enum Command {
     Run(run::RunArgs),
     /// Serve the simulated provider, to rehearse a job offline.
     Mock(mock::MockArgs),
+    /// Serve the rate-limiting gateway: an OpenAI-compatible proxy shared by many tenants.
+    Gateway(gateway::GatewayArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
                 }
             }),
             Command::Mock(args) => mock::serve(args).await,
+            Command::Gateway(args) => gateway::serve(args).await,
         }
     });
     match result {

@@ -19,7 +19,7 @@ use crate::error::backoff;
 
 /// An endpoint whose calls are limited: one that spends tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Endpoint {
+pub enum Endpoint {
     /// `POST .../chat/completions`.
     Chat,
     /// `POST .../completions` (legacy).
@@ -30,7 +30,8 @@ pub(crate) enum Endpoint {
 
 impl Endpoint {
     /// The path under the API's base URL.
-    pub(crate) fn path(self) -> &'static str {
+    #[must_use]
+    pub fn path(self) -> &'static str {
         match self {
             Self::Chat => "chat/completions",
             Self::Completions => "completions",
@@ -41,7 +42,8 @@ impl Endpoint {
     /// The endpoint a URL path ends with, if it is one of these. Judged on the last segments only,
     /// so any base path works (`/v1/...`, Azure's `/openai/deployments/{name}/...`, a gateway's
     /// prefix); `/chat/completions/{id}` (stored completions) is not a limited call.
-    pub(crate) fn from_path(path: &str) -> Option<Self> {
+    #[must_use]
+    pub fn from_path(path: &str) -> Option<Self> {
         let mut segments = path.trim_end_matches('/').rsplit('/');
         match segments.next()? {
             "embeddings" => Some(Self::Embeddings),
@@ -54,7 +56,8 @@ impl Endpoint {
     /// What a request to this endpoint costs, from its JSON body; `None` when the body is not
     /// such a request. A body without `model` (Azure names the deployment in the path instead)
     /// is costed with `model_hint`'s encoding.
-    pub(crate) fn estimate(
+    #[must_use]
+    pub fn estimate(
         self,
         estimator: &Estimator,
         body: &[u8],
@@ -77,7 +80,8 @@ impl Endpoint {
 }
 
 /// The deployment named in an Azure OpenAI path (`.../deployments/{name}/...`).
-pub(crate) fn deployment(path: &str) -> Option<&str> {
+#[must_use]
+pub fn deployment(path: &str) -> Option<&str> {
     let mut segments = path.split('/');
     segments.find(|s| *s == "deployments")?;
     segments.next().filter(|s| !s.is_empty())
@@ -86,13 +90,13 @@ pub(crate) fn deployment(path: &str) -> Option<&str> {
 /// The token counts a response reports in its `usage` (chat and legacy completions report both;
 /// embeddings only the prompt).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub(crate) struct Counted {
+pub struct Counted {
     /// `prompt_tokens`.
     #[serde(rename = "prompt_tokens")]
-    pub(crate) prompt: u64,
+    pub prompt: u64,
     /// `completion_tokens` (0 when absent).
     #[serde(default, rename = "completion_tokens")]
-    pub(crate) completion: u64,
+    pub completion: u64,
 }
 
 impl From<&Usage> for Counted {
@@ -105,13 +109,26 @@ impl From<&Usage> for Counted {
 }
 
 /// The `usage` of a JSON response body or of one streamed chunk, if it reports one.
-pub(crate) fn usage_of(json: &[u8]) -> Option<Counted> {
+#[must_use]
+pub fn usage_of(json: &[u8]) -> Option<Counted> {
     #[derive(Deserialize)]
     struct WithUsage {
         #[serde(default)]
         usage: Option<Counted>,
     }
     serde_json::from_slice::<WithUsage>(json).ok()?.usage
+}
+
+/// What a grant is settled to, once the answer reports `usage`: the actual prompt, and the
+/// output as `settle` says (the estimate under [`Settle::Admission`], the actual under
+/// [`Settle::Usage`]).
+#[must_use]
+pub fn settled_cost(settle: Settle, usage: Counted, estimate: Estimate) -> Cost {
+    let output = match settle {
+        Settle::Admission => estimate.output,
+        Settle::Usage => usage.completion,
+    };
+    Cost::request(usage.prompt, output)
 }
 
 /// How calls are limited: the limiter, the budget they are counted under, and how grants are
@@ -234,11 +251,10 @@ impl Flow {
         let (Some(mut permit), Some(usage)) = (permit, usage) else {
             return;
         };
-        let output = match self.settle {
-            Settle::Admission => estimate.output,
-            Settle::Usage => usage.completion,
-        };
-        if let Err(e) = permit.adjust(Cost::request(usage.prompt, output)).await {
+        if let Err(e) = permit
+            .adjust(settled_cost(self.settle, usage, estimate))
+            .await
+        {
             tracing::warn!(error = %e, "could not settle the grant; the estimate stays counted");
         }
     }

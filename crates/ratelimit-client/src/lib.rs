@@ -66,6 +66,7 @@ mod error;
 mod flow;
 #[cfg(any(feature = "middleware", feature = "tower"))]
 mod middleware;
+pub mod proxy;
 mod stream;
 
 pub use call::{Call, CallResult};

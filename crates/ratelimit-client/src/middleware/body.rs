@@ -11,9 +11,9 @@ use futures_util::future::BoxFuture;
 use http_body::{Body, Frame, SizeHint};
 use ratelimit_limiter::Permit;
 use ratelimit_openai::Estimate;
-use ratelimit_openai::sse::{SseDecoder, SseEvent};
 
-use crate::flow::{Counted, Flow, usage_of};
+use crate::flow::Flow;
+use crate::proxy::UsageWatch;
 
 /// The body of an answer that went through [`RateLimit`](crate::RateLimit): the same bytes as
 /// the inner body's, as [`Bytes`].
@@ -45,9 +45,7 @@ struct Watch {
     flow: Arc<Flow>,
     permit: Option<Permit>,
     estimate: Estimate,
-    decoder: SseDecoder,
-    events: Vec<SseEvent>,
-    usage: Option<Counted>,
+    usage: UsageWatch,
     /// Behind a mutex only so the body is `Sync` when the inner body is (reqwest wants that);
     /// it is reached through `&mut` (`get_mut`), never locked.
     settling: Option<Mutex<BoxFuture<'static, ()>>>,
@@ -97,9 +95,7 @@ impl<B> LimitedBody<B> {
                     flow,
                     permit,
                     estimate,
-                    decoder: SseDecoder::new(),
-                    events: Vec::new(),
-                    usage: None,
+                    usage: UsageWatch::new(),
                     settling: None,
                     done: false,
                 }),
@@ -109,20 +105,6 @@ impl<B> LimitedBody<B> {
 }
 
 impl Watch {
-    /// Reads the events these bytes complete and keeps the last usage reported. The bytes are
-    /// the caller's: broken events are the caller's parser's to report, not this one's.
-    fn feed(&mut self, bytes: &[u8]) {
-        let _broken = self.decoder.feed(bytes, &mut self.events);
-        for event in self.events.drain(..) {
-            if event.is_done() || !event.data.contains("\"usage\"") {
-                continue;
-            }
-            if let Some(usage) = usage_of(event.data.as_bytes()) {
-                self.usage = Some(usage);
-            }
-        }
-    }
-
     /// Settles the grant (once), then reports whether that is done.
     fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.done {
@@ -130,7 +112,7 @@ impl Watch {
         }
         let settling = self.settling.get_or_insert_with(|| {
             let flow = Arc::clone(&self.flow);
-            let (permit, usage, estimate) = (self.permit.take(), self.usage, self.estimate);
+            let (permit, usage, estimate) = (self.permit.take(), self.usage.usage(), self.estimate);
             Mutex::new(Box::pin(async move {
                 flow.settle(permit, usage, estimate).await;
             }))
@@ -171,7 +153,7 @@ impl<B: Body> Body for LimitedBody<B> {
                     Some(Ok(frame)) => {
                         let frame = frame.map_data(into_bytes);
                         if let Some(data) = frame.data_ref() {
-                            watch.feed(data);
+                            watch.usage.feed(data);
                         }
                         Poll::Ready(Some(Ok(frame)))
                     }
