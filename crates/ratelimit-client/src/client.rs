@@ -129,15 +129,7 @@ impl Client {
                 http,
                 base_url: b.base_url.trim_end_matches('/').to_owned(),
                 authorization,
-                flow: Flow {
-                    limiter: b.limiter,
-                    adaptive: b.adaptive,
-                    key: b.key,
-                    priority: b.priority,
-                    settle: b.settle,
-                    retry: b.retry,
-                    estimator: b.estimator,
-                },
+                flow: b.flow,
                 counters: Counters::default(),
             }),
         })

@@ -9,6 +9,7 @@ use ratelimit_openai::Estimator;
 
 use crate::client::Client;
 use crate::error::ClientError;
+use crate::flow::Flow;
 
 /// The default base URL: OpenAI's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -72,13 +73,8 @@ pub struct ClientBuilder {
     pub(crate) api_key: Option<String>,
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
-    pub(crate) limiter: Option<Arc<dyn Limiter>>,
-    pub(crate) adaptive: Option<Arc<AdaptiveLimiter>>,
-    pub(crate) key: String,
-    pub(crate) priority: Priority,
-    pub(crate) settle: Settle,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) estimator: Estimator,
+    /// How calls are limited and settled (shared with the middleware).
+    pub(crate) flow: Flow,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -86,9 +82,9 @@ impl std::fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("key", &self.key)
-            .field("settle", &self.settle)
-            .field("retry", &self.retry)
+            .field("key", &self.flow.key)
+            .field("settle", &self.flow.settle)
+            .field("retry", &self.flow.retry)
             .finish_non_exhaustive()
     }
 }
@@ -105,13 +101,7 @@ impl Default for ClientBuilder {
                 .filter(|k| !k.is_empty()),
             timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(10),
-            limiter: None,
-            adaptive: None,
-            key: String::new(),
-            priority: Priority::Interactive,
-            settle: Settle::default(),
-            retry: RetryPolicy::default(),
-            estimator: Estimator::default(),
+            flow: Flow::default(),
         }
     }
 }
@@ -149,7 +139,7 @@ impl ClientBuilder {
     /// only retried.
     #[must_use]
     pub fn limiter(mut self, limiter: Arc<dyn Limiter>) -> Self {
-        self.limiter = Some(limiter);
+        self.flow.limiter = Some(limiter);
         self
     }
 
@@ -157,36 +147,36 @@ impl ClientBuilder {
     /// follow the provider's headers and 429s.
     #[must_use]
     pub fn adaptive(mut self, limiter: Arc<AdaptiveLimiter>) -> Self {
-        self.limiter = Some(Arc::clone(&limiter) as Arc<dyn Limiter>);
-        self.adaptive = Some(limiter);
+        self.flow.limiter = Some(Arc::clone(&limiter) as Arc<dyn Limiter>);
+        self.flow.adaptive = Some(limiter);
         self
     }
 
     /// The budget key calls are limited under (a tenant, a model; default: the empty key).
     #[must_use]
     pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.key = key.into();
+        self.flow.key = key.into();
         self
     }
 
     /// The priority class of this client's calls (default interactive).
     #[must_use]
     pub fn priority(mut self, priority: Priority) -> Self {
-        self.priority = priority;
+        self.flow.priority = priority;
         self
     }
 
     /// How grants are settled to the actual usage (default [`Settle::Admission`]).
     #[must_use]
     pub fn settle(mut self, settle: Settle) -> Self {
-        self.settle = settle;
+        self.flow.settle = settle;
         self
     }
 
     /// The retry policy.
     #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.flow.retry = retry;
         self
     }
 
@@ -194,7 +184,7 @@ impl ClientBuilder {
     /// no limit).
     #[must_use]
     pub fn estimator(mut self, estimator: Estimator) -> Self {
-        self.estimator = estimator;
+        self.flow.estimator = estimator;
         self
     }
 
@@ -212,7 +202,7 @@ impl ClientBuilder {
                 self.base_url
             )));
         }
-        if self.retry.max_attempts == 0 {
+        if self.flow.retry.max_attempts == 0 {
             return Err(ClientError::Config(
                 "retry.max_attempts must be at least 1".into(),
             ));

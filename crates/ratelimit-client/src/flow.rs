@@ -132,8 +132,8 @@ pub fn settled_cost(settle: Settle, usage: Counted, estimate: Estimate) -> Cost 
 }
 
 /// How calls are limited: the limiter, the budget they are counted under, and how grants are
-/// settled. One per [`Client`](crate::Client) or middleware.
-#[derive(Clone)]
+/// settled. One per [`Client`](crate::Client) or middleware. The default limits nothing.
+#[derive(Clone, Default)]
 pub(crate) struct Flow {
     pub(crate) limiter: Option<Arc<dyn Limiter>>,
     pub(crate) adaptive: Option<Arc<AdaptiveLimiter>>,

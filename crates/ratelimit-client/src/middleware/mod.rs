@@ -38,7 +38,7 @@ pub use body::LimitedBody;
 #[cfg(feature = "tower")]
 pub use layer::RateLimitService;
 
-use crate::config::{RetryPolicy, Settle};
+use crate::config::Settle;
 use crate::error::ClientError;
 use crate::flow::{Endpoint, Flow, deployment, usage_of};
 
@@ -143,11 +143,7 @@ impl RateLimit {
             flow: Arc::new(Flow {
                 limiter: Some(limiter),
                 adaptive,
-                key: String::new(),
-                priority: Priority::Interactive,
-                settle: Settle::default(),
-                retry: RetryPolicy::default(),
-                estimator: Estimator::default(),
+                ..Flow::default()
             }),
         }
     }
