@@ -139,7 +139,7 @@ fn record(metrics: &mut serde_json::Map<String, serde_json::Value>, prefix: &str
         ("tpm_limit", TPM as f64),
     ];
     for (k, v) in entries {
-        println!("{prefix}.{k} = {v:.4}");
+        eprintln!("{prefix}.{k} = {v:.4}");
         metrics.insert(format!("{prefix}.{k}"), v.into());
     }
 }
