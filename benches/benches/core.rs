@@ -19,6 +19,17 @@
 //! measurement each; plots are off), `cargo bench -p ratelimit-benches -- --quick` for a fast look,
 //! `cargo bench -p ratelimit-benches -- policy_` to filter, and
 //! `cargo test -p ratelimit-benches --benches` to run every scenario once as a test.
+//!
+//! Instruction counts: wall time on a shared VM moves by tens of percent between runs, instruction
+//! counts do not. With `RATELIMIT_BENCH_COUNT=<group>/<function>:<iterations>` the binary skips
+//! criterion and runs that one routine (the very closure criterion times) `iterations` times. Run
+//! it under valgrind twice with different counts; the difference of the two totals divided by the
+//! difference of the counts is the cost of one decision, setup excluded:
+//!
+//! ```text
+//! RATELIMIT_BENCH_COUNT=policy_rpm_tpm/ours:1000000 \
+//!     valgrind --tool=cachegrind --cache-sim=no target/release/deps/core-<hash>
+//! ```
 #![allow(missing_docs)]
 
 use core::num::NonZeroU32;
@@ -27,9 +38,7 @@ use std::ops::RangeInclusive;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use criterion::{
-    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
-};
+use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use governor::clock::{Clock as _, FakeRelativeClock};
 use governor::{Quota as GQuota, RateLimiter};
 use ratelimit_core::algorithm::{
@@ -64,9 +73,84 @@ fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).expect("benchmark constants are non-zero")
 }
 
-fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
+/// Where the scenarios go: to criterion, or to the instruction-count driver.
+enum Harness<'c> {
+    Criterion(&'c mut Criterion),
+    /// Run only the routine `group/function`, `iterations` times.
+    Count {
+        target: String,
+        iterations: u64,
+        found: bool,
+    },
+}
+
+impl Harness<'_> {
+    fn group(&mut self, name: &'static str) -> Group<'_> {
+        match self {
+            Harness::Criterion(c) => {
+                let mut group = c.benchmark_group(name);
+                group.warm_up_time(Duration::from_secs(1));
+                group.measurement_time(Duration::from_secs(3));
+                Group::Criterion(group)
+            }
+            Harness::Count {
+                target,
+                iterations,
+                found,
+            } => Group::Count {
+                name,
+                target,
+                iterations: *iterations,
+                found,
+            },
+        }
+    }
+}
+
+/// One criterion group, or the part of the count driver that may hold its target.
+enum Group<'a> {
+    Criterion(BenchmarkGroup<'a, WallTime>),
+    Count {
+        name: &'static str,
+        target: &'a str,
+        iterations: u64,
+        found: &'a mut bool,
+    },
+}
+
+impl Group<'_> {
+    /// Times the routine that `make` builds (fresh state for each of criterion's runs): one call
+    /// is one decision.
+    fn bench<O, R: FnMut() -> O>(&mut self, id: &str, make: impl Fn() -> R) {
+        match self {
+            Group::Criterion(group) => {
+                group.bench_function(id, |b| {
+                    let mut routine = make();
+                    b.iter(&mut routine);
+                });
+            }
+            Group::Count {
+                name,
+                target,
+                iterations,
+                found,
+            } => {
+                if target.strip_prefix(*name).and_then(|r| r.strip_prefix('/')) == Some(id) {
+                    **found = true;
+                    let mut routine = make();
+                    for _ in 0..*iterations {
+                        black_box(routine());
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let Group::Criterion(group) = self {
+            group.finish();
+        }
+    }
 }
 
 /// Governor's direct (un-keyed, in-memory) limiter driven by its fake clock.
@@ -89,7 +173,7 @@ fn our_gcra() -> Gcra {
 
 /// Task 1: one unit per decision, always allowed, the clock advancing one emission interval per
 /// decision.
-fn single_dim_allowed(c: &mut Criterion) {
+fn single_dim_allowed(h: &mut Harness<'_>) {
     let step = Duration::from_nanos(STEP_NS);
 
     // Dry run: both must allow every decision at this rate and step.
@@ -105,41 +189,37 @@ fn single_dim_allowed(c: &mut Criterion) {
         }
     }
 
-    let mut group = c.benchmark_group("single_dim_allowed_fake_clock");
-    configure(&mut group);
-    group.bench_function("ours", |b| {
+    let mut group = h.group("single_dim_allowed_fake_clock");
+    group.bench("ours", || {
         let mut g = our_gcra();
         let mut now: Nanos = 0;
-        b.iter(|| {
+        move || {
             now += STEP_NS;
-            black_box(g.try_take(black_box(1), black_box(now)))
-        });
+            g.try_take(black_box(1), black_box(now))
+        }
     });
     bench_governor_check(&mut group, "governor");
     group.finish();
 
     // Same decision through `&self`: ours behind an uncontended mutex, as a limiter shared between
     // threads must be; governor's limiter is already `&self` (an atomic compare-and-swap).
-    let mut group = c.benchmark_group("single_dim_allowed_shared");
-    configure(&mut group);
-    group.bench_function("ours", |b| {
+    let mut group = h.group("single_dim_allowed_shared");
+    group.bench("ours", || {
         let g = Mutex::new(our_gcra());
         let mut now: Nanos = 0;
-        b.iter(|| {
+        move || {
             now += STEP_NS;
-            let r = g
-                .lock()
+            g.lock()
                 .expect("never poisoned")
-                .try_take(black_box(1), black_box(now));
-            black_box(r)
-        });
+                .try_take(black_box(1), black_box(now))
+        }
     });
     bench_governor_check(&mut group, "governor");
     group.finish();
 }
 
 /// Task 2: both limiters exhausted, clock standing still: every decision is denied with its wait.
-fn single_dim_denied(c: &mut Criterion) {
+fn single_dim_denied(h: &mut Harness<'_>) {
     const RATE: u32 = 1_000;
     let exhausted_ours = || {
         let mut g = Gcra::new(Quota::per_second(u64::from(RATE)).expect("valid quota"));
@@ -170,34 +250,27 @@ fn single_dim_denied(c: &mut Criterion) {
         assert_eq!(Duration::from_nanos(retry_after), wait);
     }
 
-    let mut group = c.benchmark_group("single_dim_denied_fake_clock");
-    configure(&mut group);
-    group.bench_function("ours", |b| {
+    let mut group = h.group("single_dim_denied_fake_clock");
+    group.bench("ours", || {
         let mut g = exhausted_ours();
         let now: Nanos = 0;
-        b.iter(|| {
-            let wait = match g.try_take(black_box(1), black_box(now)) {
-                Err(TakeError::Wait { retry_after }) => retry_after,
-                _ => 0,
-            };
-            black_box(wait)
-        });
+        move || match g.try_take(black_box(1), black_box(now)) {
+            Err(TakeError::Wait { retry_after }) => retry_after,
+            _ => 0,
+        }
     });
-    group.bench_function("governor", |b| {
+    group.bench("governor", || {
         let (lim, clock) = exhausted_governor();
-        b.iter(|| {
-            let wait = match lim.check() {
-                Err(not_until) => not_until.wait_time_from(clock.now()),
-                Ok(()) => Duration::ZERO,
-            };
-            black_box(wait)
-        });
+        move || match lim.check() {
+            Err(not_until) => not_until.wait_time_from(clock.now()),
+            Ok(()) => Duration::ZERO,
+        }
     });
     group.finish();
 }
 
 /// Task 3: `N` units per decision, always allowed.
-fn check_n_allowed(c: &mut Criterion) {
+fn check_n_allowed(h: &mut Harness<'_>) {
     let step_ns = STEP_NS * u64::from(N);
     let step = Duration::from_nanos(step_ns);
     {
@@ -215,23 +288,22 @@ fn check_n_allowed(c: &mut Criterion) {
         }
     }
 
-    let mut group = c.benchmark_group("check_n_allowed");
-    configure(&mut group);
-    group.bench_function("ours", |b| {
+    let mut group = h.group("check_n_allowed");
+    group.bench("ours", || {
         let mut g = our_gcra();
         let mut now: Nanos = 0;
-        b.iter(|| {
+        move || {
             now += step_ns;
-            black_box(g.try_take(black_box(u64::from(N)), black_box(now)))
-        });
+            g.try_take(black_box(u64::from(N)), black_box(now))
+        }
     });
-    group.bench_function("governor", |b| {
+    group.bench("governor", || {
         let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
         let n = nz(N);
-        b.iter(|| {
+        move || {
             clock.advance(black_box(step));
-            black_box(lim.check_n(black_box(n)))
-        });
+            lim.check_n(black_box(n))
+        }
     });
     group.finish();
 }
@@ -251,8 +323,8 @@ fn run_algo<A: Algorithm>(alg: &mut A, mut now: Nanos, step: Nanos, steps: u32) 
 ///
 /// `allowed_per_10k` is the checked share of allowed decisions in steady state.
 fn bench_algo<A: Algorithm + Clone>(
-    c: &mut Criterion,
-    group_name: &str,
+    h: &mut Harness<'_>,
+    group_name: &'static str,
     fresh: A,
     step: Nanos,
     allowed_per_10k: RangeInclusive<u32>,
@@ -266,36 +338,35 @@ fn bench_algo<A: Algorithm + Clone>(
         "{group_name}: expected {allowed_per_10k:?} of 10000 decisions allowed, got {allowed}"
     );
 
-    let mut group = c.benchmark_group(group_name);
-    configure(&mut group);
-    group.bench_function("ours", |b| {
+    let mut group = h.group(group_name);
+    group.bench("ours", || {
         let mut alg = alg.clone();
         let mut now = now;
-        b.iter(|| {
+        move || {
             now += step;
-            black_box(alg.try_take(black_box(1), black_box(now)))
-        });
+            alg.try_take(black_box(1), black_box(now))
+        }
     });
     group.finish();
     alg
 }
 
-fn algorithms(c: &mut Criterion) {
+fn algorithms(h: &mut Harness<'_>) {
     let quota = Quota::new(ALGO_AMOUNT, ALGO_WINDOW).expect("valid quota");
     // Offered 1/0.95 times the rate: about 95% allowed, the rest denied with a wait.
     let mostly = 9_400..=9_600;
-    bench_algo(c, "algo_gcra", Gcra::new(quota), ALGO_STEP, mostly.clone());
+    bench_algo(h, "algo_gcra", Gcra::new(quota), ALGO_STEP, mostly.clone());
     // A leaky bucket has no burst: offered faster than its rate, it admits only one decision in
     // two at this step. Offered exactly at its rate, it admits every one.
     bench_algo(
-        c,
+        h,
         "algo_leaky_bucket",
         LeakyBucket::new(quota),
         ALGO_INTERVAL,
         10_000..=10_000,
     );
     let log = bench_algo(
-        c,
+        h,
         "algo_sliding_window_log",
         SlidingWindowLog::new(quota),
         ALGO_STEP,
@@ -308,14 +379,14 @@ fn algorithms(c: &mut Criterion) {
         log.len()
     );
     bench_algo(
-        c,
+        h,
         "algo_sliding_window_counter",
         SlidingWindowCounter::new(quota),
         ALGO_STEP,
         mostly.clone(),
     );
     bench_algo(
-        c,
+        h,
         "algo_fixed_window",
         FixedWindow::new(quota),
         ALGO_STEP,
@@ -332,25 +403,15 @@ fn our_policy(requests_per_sec: u64) -> Policy {
         .expect("valid policy")
 }
 
-/// Task 5: the two-dimension RPM + TPM decision, always allowed.
-///
-/// Ours acquires a reservation and releases it at once: `Reservation` is `#[must_use]` (it holds
-/// concurrency slots when the policy has a concurrency limit), and `release` without one is a
-/// no-op apart from consuming the value, so the pair is what a caller does per request.
-///
-/// `governor` does the same job with two direct limiters (one per request, one per token):
-/// `check()` then `check_n(tokens)`. Unlike ours it is not all-or-nothing (a request unit is spent
-/// even when the token check fails). `governor_single` is one `check()`, the issue's yardstick: the
-/// RPM + TPM decision should be within 1.5x of it.
 /// Governor's single `check()` on a fake clock advancing one step per decision.
-fn bench_governor_check(group: &mut BenchmarkGroup<'_, WallTime>, id: &str) {
+fn bench_governor_check(group: &mut Group<'_>, id: &str) {
     let step = Duration::from_nanos(STEP_NS);
-    group.bench_function(id, |b| {
+    group.bench(id, || {
         let (lim, clock) = governor_direct(GQuota::per_second(nz(RATE_PER_SEC)));
-        b.iter(|| {
+        move || {
             clock.advance(black_box(step));
-            black_box(lim.check())
-        });
+            lim.check()
+        }
     });
 }
 
@@ -365,25 +426,37 @@ fn governor_pair() -> (GovernorDirect, GovernorDirect, FakeRelativeClock) {
 }
 
 /// The `governor` row of the RPM + TPM groups: `check()` then `check_n(tokens)`.
-fn bench_governor_pair(group: &mut BenchmarkGroup<'_, WallTime>) {
+fn bench_governor_pair(group: &mut Group<'_>) {
     let step = Duration::from_nanos(STEP_NS);
-    group.bench_function("governor", |b| {
+    group.bench("governor", || {
         let (requests, tokens, clock) = governor_pair();
         let n = nz(TOKENS_PER_REQUEST);
-        b.iter(|| {
+        move || {
             clock.advance(black_box(step));
-            let allowed =
-                requests.check().is_ok() && matches!(tokens.check_n(black_box(n)), Ok(Ok(())));
-            black_box(allowed)
-        });
+            requests.check().is_ok() && matches!(tokens.check_n(black_box(n)), Ok(Ok(())))
+        }
     });
 }
 
-fn policy_rpm_tpm(c: &mut Criterion) {
+/// Task 5: the two-dimension RPM + TPM decision, always allowed.
+///
+/// `policy_rpm_tpm` is the like-for-like decision: ours takes now or refuses with `try_take`,
+/// nothing to settle later (governor's `check` has no permit either).
+/// `policy_rpm_tpm_with_reservation` is what a caller that later adjusts to the actual usage does
+/// per request: ours acquires a reservation and releases it at once (`Reservation` is `#[must_use]`:
+/// it holds concurrency slots when the policy has a concurrency limit, and `release` without one
+/// is a no-op apart from consuming the value).
+///
+/// `governor` does the same job with two direct limiters (one per request, one per token):
+/// `check()` then `check_n(tokens)`. Unlike ours it is not all-or-nothing (a request unit is spent
+/// even when the token check fails). `governor_single` is one `check()`, the issue's yardstick: the
+/// RPM + TPM decision should be within 1.5x of it.
+fn policy_rpm_tpm(h: &mut Harness<'_>) {
     let step = Duration::from_nanos(STEP_NS);
     let cost = Cost::request(INPUT_TOKENS, OUTPUT_TOKENS);
     {
         let mut policy = our_policy(u64::from(RATE_PER_SEC));
+        let mut taker = our_policy(u64::from(RATE_PER_SEC));
         let (requests, tokens, clock) = governor_pair();
         let mut now = 0;
         for _ in 0..100_000 {
@@ -391,6 +464,7 @@ fn policy_rpm_tpm(c: &mut Criterion) {
             clock.advance(step);
             let r = policy.try_acquire(&cost, now).expect("ours must allow");
             policy.release(r);
+            assert!(taker.try_take(&cost, now).is_ok(), "ours must allow");
             assert!(requests.check().is_ok(), "governor must allow requests");
             assert!(
                 matches!(tokens.check_n(nz(TOKENS_PER_REQUEST)), Ok(Ok(()))),
@@ -399,30 +473,25 @@ fn policy_rpm_tpm(c: &mut Criterion) {
         }
     }
 
-    // The like-for-like decision: take now or refuse, nothing to settle later (governor's
-    // `check` has no permit either).
-    let mut group = c.benchmark_group("policy_rpm_tpm");
-    configure(&mut group);
-    group.bench_function("ours", |b| {
+    let mut group = h.group("policy_rpm_tpm");
+    group.bench("ours", || {
         let mut policy = our_policy(u64::from(RATE_PER_SEC));
         let mut now: Nanos = 0;
-        b.iter(|| {
+        move || {
             now += STEP_NS;
-            black_box(policy.try_take(black_box(&cost), black_box(now)))
-        });
+            policy.try_take(black_box(&cost), black_box(now))
+        }
     });
     bench_governor_pair(&mut group);
     bench_governor_check(&mut group, "governor_single");
     group.finish();
 
-    // What a caller that later adjusts to the actual usage does per request: a reservation,
-    // released at once. Governor has no equivalent; its two-limiter check is shown for scale.
-    let mut group = c.benchmark_group("policy_rpm_tpm_with_reservation");
-    configure(&mut group);
-    group.bench_function("ours", |b| {
+    // Governor has no equivalent of a reservation; its two-limiter check is shown for scale.
+    let mut group = h.group("policy_rpm_tpm_with_reservation");
+    group.bench("ours", || {
         let mut policy = our_policy(u64::from(RATE_PER_SEC));
         let mut now: Nanos = 0;
-        b.iter(|| {
+        move || {
             now += STEP_NS;
             match policy.try_acquire(black_box(&cost), black_box(now)) {
                 Ok(reservation) => {
@@ -433,7 +502,7 @@ fn policy_rpm_tpm(c: &mut Criterion) {
                     black_box(rejection);
                 }
             }
-        });
+        }
     });
     bench_governor_pair(&mut group);
     group.finish();
@@ -446,7 +515,7 @@ fn policy_rpm_tpm(c: &mut Criterion) {
 /// `governor` runs the same two-limiter code as in `policy_rpm_tpm`; its request limiter denies,
 /// so the token limiter is never consulted (and its wait is the request limiter's alone, whereas
 /// ours is the wait after which *every* limit admits the request).
-fn policy_denied_rpm_tpm(c: &mut Criterion) {
+fn policy_denied_rpm_tpm(h: &mut Harness<'_>) {
     const REQUESTS_PER_SEC: u32 = 1_000;
     let cost = Cost::request(INPUT_TOKENS, OUTPUT_TOKENS);
     let exhausted_ours = || {
@@ -479,47 +548,61 @@ fn policy_denied_rpm_tpm(c: &mut Criterion) {
         assert!(requests.check().is_err());
     }
 
-    let mut group = c.benchmark_group("policy_denied_rpm_tpm");
-    configure(&mut group);
-    group.bench_function("ours", |b| {
+    let mut group = h.group("policy_denied_rpm_tpm");
+    group.bench("ours", || {
         let mut policy = exhausted_ours();
         let now: Nanos = 0;
-        b.iter(
-            || match policy.try_acquire(black_box(&cost), black_box(now)) {
-                Ok(reservation) => policy.release(reservation),
-                Err(rejection) => {
-                    black_box(rejection.retry_after());
-                }
-            },
-        );
+        move || match policy.try_acquire(black_box(&cost), black_box(now)) {
+            Ok(reservation) => {
+                policy.release(reservation);
+                None
+            }
+            Err(rejection) => rejection.retry_after(),
+        }
     });
-    group.bench_function("governor", |b| {
+    group.bench("governor", || {
         let (requests, tokens, clock) = exhausted_governor();
         let n = nz(TOKENS_PER_REQUEST);
-        b.iter(|| {
-            let wait = match requests.check() {
-                Err(not_until) => not_until.wait_time_from(clock.now()),
-                Ok(()) => match tokens.check_n(black_box(n)) {
-                    Ok(Err(not_until)) => not_until.wait_time_from(clock.now()),
-                    _ => Duration::ZERO,
-                },
-            };
-            black_box(wait)
-        });
+        move || match requests.check() {
+            Err(not_until) => not_until.wait_time_from(clock.now()),
+            Ok(()) => match tokens.check_n(black_box(n)) {
+                Ok(Err(not_until)) => not_until.wait_time_from(clock.now()),
+                _ => Duration::ZERO,
+            },
+        }
     });
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
-    // `cargo xtask bench` reads only `estimates.json`; the HTML plots would triple the run time.
-    config = Criterion::default().without_plots();
-    targets =
-        single_dim_allowed,
-        single_dim_denied,
-        check_n_allowed,
-        algorithms,
-        policy_rpm_tpm,
-        policy_denied_rpm_tpm
+fn all(h: &mut Harness<'_>) {
+    single_dim_allowed(h);
+    single_dim_denied(h);
+    check_n_allowed(h);
+    algorithms(h);
+    policy_rpm_tpm(h);
+    policy_denied_rpm_tpm(h);
 }
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("RATELIMIT_BENCH_COUNT") {
+        let (target, iterations) = spec
+            .rsplit_once(':')
+            .and_then(|(t, n)| Some((t.to_owned(), n.parse().ok()?)))
+            .expect("RATELIMIT_BENCH_COUNT is <group>/<function>:<iterations>");
+        let mut h = Harness::Count {
+            target,
+            iterations,
+            found: false,
+        };
+        all(&mut h);
+        if let Harness::Count { target, found, .. } = h {
+            assert!(found, "no routine named {target}");
+        }
+        return;
+    }
+    // What `criterion_group!` and `criterion_main!` would generate. `cargo xtask bench` reads only
+    // `estimates.json`; the HTML plots would triple the run time.
+    let mut c = Criterion::default().without_plots().configure_from_args();
+    all(&mut Harness::Criterion(&mut c));
+    c.final_summary();
+}
