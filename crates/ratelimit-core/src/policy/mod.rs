@@ -197,7 +197,7 @@ impl Policy {
         for (i, dim) in self.dims.iter().enumerate() {
             let n = shares[dim.resource as usize];
             let meter = &dim.meter;
-            let max = meter.max_cost();
+            let max = meter.max_cost_fast();
             if n > max {
                 too_large.get_or_insert_with(|| self.too_large(i, n, max));
                 continue;
@@ -219,7 +219,9 @@ impl Policy {
         let mut tickets = [NO_TICKET; MAX_LIMITS];
         let shares = self.shares(cost);
         for (dim, ticket) in self.dims.iter_mut().zip(&mut tickets) {
-            *ticket = dim.meter.record(shares[dim.resource as usize], at, now);
+            *ticket = dim
+                .meter
+                .record_fast(shares[dim.resource as usize], at, now);
         }
         let prev_horizon = self.horizon;
         self.horizon = self.horizon.max(at);
@@ -285,7 +287,9 @@ impl Policy {
         }
         let shares = self.shares(cost);
         for dim in &mut self.dims {
-            let _ = dim.meter.record(shares[dim.resource as usize], now, now);
+            let _ = dim
+                .meter
+                .record_fast(shares[dim.resource as usize], now, now);
         }
         self.horizon = self.horizon.max(now);
         self.seq += 1;
