@@ -227,6 +227,17 @@ impl Gcra {
         ))
     }
 
+    /// Whether `n` units can be taken at exactly `now`: within the burst, nothing granted after
+    /// `now`, and the backlog within the slack. `false` exactly when [`Algorithm::try_take`]
+    /// would refuse.
+    #[inline]
+    pub(crate) fn admits_now(&self, n: u64, now: Nanos) -> bool {
+        if n > self.quota.burst() || self.schedule.latest > now {
+            return false;
+        }
+        self.schedule.backlog(now, &self.quota) <= self.slack(n)
+    }
+
     /// A full bucket enforcing `quota`.
     #[must_use]
     pub fn new(quota: Quota) -> Self {

@@ -214,6 +214,44 @@ impl Policy {
         }
     }
 
+    /// The fast path of [`try_take`](Self::try_take) and [`try_acquire`](Self::try_acquire): when
+    /// every rate limit is GCRA and admits its share at `now`, records the shares in all of them
+    /// (handing each ticket to `ticket`) and returns `true`. Otherwise changes nothing and returns
+    /// `false`, and the general path decides (and explains a refusal).
+    ///
+    /// It grants exactly what the general path grants: that path admits at `now` only if every
+    /// limit's earliest instant from `max(now, horizon)` is `now`, which for GCRA is
+    /// [`Gcra::admits_now`](crate::algorithm::Gcra::admits_now), and then records each share at
+    /// `now`.
+    #[inline(always)]
+    fn take_now_gcra(
+        &mut self,
+        shares: &[u64; 4],
+        now: Nanos,
+        mut ticket: impl FnMut(usize, Ticket),
+    ) -> bool {
+        if self.horizon > now {
+            return false;
+        }
+        for dim in &self.dims {
+            let Meter::Gcra(gcra) = &dim.meter else {
+                return false;
+            };
+            if !gcra.admits_now(shares[dim.resource as usize], now) {
+                return false;
+            }
+        }
+        for (i, dim) in self.dims.iter_mut().enumerate() {
+            // Every limit is GCRA: checked above, on this same `&mut self`.
+            if let Meter::Gcra(gcra) = &mut dim.meter {
+                ticket(i, gcra.record(shares[dim.resource as usize], now, now));
+            }
+        }
+        self.horizon = now;
+        self.seq += 1;
+        true
+    }
+
     #[inline]
     fn record(&mut self, cost: &Cost, at: Nanos, now: Nanos) -> Reservation {
         let mut tickets = [NO_TICKET; MAX_LIMITS];
@@ -278,6 +316,16 @@ impl Policy {
     /// [`Rejection::RateLimited`] with the exact wait, or [`Rejection::TooLarge`].
     #[inline]
     pub fn try_take(&mut self, cost: &Cost, now: Nanos) -> Result<(), Rejection> {
+        let shares = self.shares(cost);
+        if self.take_now_gcra(&shares, now, |_, _| ()) {
+            return Ok(());
+        }
+        self.try_take_general(cost, now)
+    }
+
+    /// [`try_take`](Self::try_take) for any algorithm, and for every refusal.
+    #[inline(never)]
+    fn try_take_general(&mut self, cost: &Cost, now: Nanos) -> Result<(), Rejection> {
         let (t, limiting) = self.earliest_rates(cost, now.max(self.horizon))?;
         if t > now {
             return Err(Rejection::RateLimited {
