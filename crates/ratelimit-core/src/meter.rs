@@ -72,27 +72,19 @@ macro_rules! dispatch {
 /// inlined into the caller; the others are one out-of-line call away, which keeps their code (and
 /// the registers it needs) off the GCRA path.
 impl Meter {
-    /// [`Algorithm::earliest`] for an `n` within [`Algorithm::max_cost`].
+    /// [`Algorithm::earliest`] with no error to build: `None` when `n` exceeds
+    /// [`Algorithm::max_cost`].
     #[inline(always)]
-    pub(crate) fn earliest_fit(&self, n: u64, now: Nanos) -> Nanos {
+    pub(crate) fn earliest_within(&self, n: u64, now: Nanos) -> Option<Nanos> {
         match self {
-            Meter::Gcra(g) => g.earliest_fit(n, now),
-            other => other.earliest_fit_other(n, now),
+            Meter::Gcra(g) => g.earliest_within(n, now),
+            other => other.earliest_within_other(n, now),
         }
     }
 
     #[inline(never)]
-    fn earliest_fit_other(&self, n: u64, now: Nanos) -> Nanos {
-        dispatch!(self, m => m.earliest_fit(n, now))
-    }
-
-    /// [`Algorithm::max_cost`] on the decision path.
-    #[inline(always)]
-    pub(crate) fn max_cost_fast(&self) -> u64 {
-        match self {
-            Meter::Gcra(g) => g.max_cost(),
-            other => other.max_cost(),
-        }
+    fn earliest_within_other(&self, n: u64, now: Nanos) -> Option<Nanos> {
+        dispatch!(self, m => (n <= m.max_cost()).then(|| m.earliest_fit(n, now)))
     }
 
     /// [`Algorithm::record`] on the decision path.

@@ -229,13 +229,20 @@ impl Gcra {
 
     /// Whether `n` units can be taken at exactly `now`: within the burst, nothing granted after
     /// `now`, and the backlog within the slack. `false` exactly when [`Algorithm::try_take`]
-    /// would refuse.
+    /// would refuse, and [`earliest_within`](Self::earliest_within) would say something other than
+    /// `now`.
     #[inline]
     pub(crate) fn admits_now(&self, n: u64, now: Nanos) -> bool {
         if n > self.quota.burst() || self.schedule.latest > now {
             return false;
         }
         self.schedule.backlog(now, &self.quota) <= self.slack(n)
+    }
+
+    /// [`Algorithm::earliest`] with no error to build: `None` when `n` exceeds the burst.
+    #[inline]
+    pub(crate) fn earliest_within(&self, n: u64, now: Nanos) -> Option<Nanos> {
+        (n <= self.quota.burst()).then(|| self.earliest_fit(n, now))
     }
 
     /// A full bucket enforcing `quota`.

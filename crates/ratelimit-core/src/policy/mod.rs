@@ -86,6 +86,20 @@ fn weighted_output(output: u64, burndown_milli: u64) -> u64 {
     }
 }
 
+/// `Ok` when the joint earliest instant `found` by [`Policy::earliest_shares`] is `now` (it is
+/// never earlier); otherwise the exact wait and the limit that imposes it.
+#[inline(always)]
+fn admitted_now(found: (Nanos, Option<LimitId>), now: Nanos) -> Result<(), Rejection> {
+    let (t, limiting) = found;
+    if t > now {
+        return Err(Rejection::RateLimited {
+            retry_after: t - now,
+            limited_by: limiting.unwrap_or(LimitId(0)),
+        });
+    }
+    Ok(())
+}
+
 /// A set of limits checked together for each request. Pure state: the caller supplies `now`.
 ///
 /// ```
@@ -147,12 +161,15 @@ impl Policy {
         self.concurrency.as_ref()
     }
 
+    /// The error for a share of `index`'s limit beyond what it can ever grant.
     #[cold]
-    fn too_large(&self, index: usize, requested: u64, max: u64) -> TooLarge {
+    #[inline(never)]
+    fn too_large(&self, index: usize, shares: &[u64; 4]) -> TooLarge {
+        let dim = &self.dims[index];
         let limit = &self.specs[index].limit;
         TooLarge {
-            requested,
-            max,
+            requested: shares[dim.resource as usize],
+            max: dim.meter.max_cost(),
             unit: limit.resource.unit(),
             limit: LimitName {
                 resource: limit.resource.unit(),
@@ -176,91 +193,131 @@ impl Policy {
     /// limit that pushed it furthest; the concurrency limit's size is checked too.
     #[inline]
     fn earliest(&self, cost: &Cost, from: Nanos) -> Result<(Nanos, Option<LimitId>), TooLarge> {
-        let found = self.earliest_rates(cost, from)?;
+        let found = self.earliest_shares(&self.shares(cost), from)?;
         if let Some(c) = &self.concurrency {
             c.fits(cost.requests)?;
         }
         Ok(found)
     }
 
-    /// [`earliest`](Self::earliest) over the rate limits only.
+    /// [`earliest`](Self::earliest) over the rate limits only, for the shares of a cost.
+    #[inline(always)]
+    fn earliest_shares(
+        &self,
+        shares: &[u64; 4],
+        from: Nanos,
+    ) -> Result<(Nanos, Option<LimitId>), TooLarge> {
+        self.earliest_rates(shares, from)
+            .map_err(|i| self.too_large(i, shares))
+    }
+
+    /// [`earliest_shares`](Self::earliest_shares) with the error left to build: `Err` with the
+    /// index of the first limit that can never admit its share.
+    ///
+    /// Every limit is monotone (a share that fits at `t` fits at any later instant, until the next
+    /// grant), so the joint instant is found in one pass: each limit is asked from the instant the
+    /// limits before it pushed to.
     #[inline(always)]
     fn earliest_rates(
         &self,
-        cost: &Cost,
+        shares: &[u64; 4],
         from: Nanos,
-    ) -> Result<(Nanos, Option<LimitId>), TooLarge> {
+    ) -> Result<(Nanos, Option<LimitId>), usize> {
         let mut t = from;
         let mut limiting = None;
-        let mut too_large = None;
-        let shares = self.shares(cost);
         for (i, dim) in self.dims.iter().enumerate() {
-            let n = shares[dim.resource as usize];
-            let meter = &dim.meter;
-            let max = meter.max_cost_fast();
-            if n > max {
-                too_large.get_or_insert_with(|| self.too_large(i, n, max));
-                continue;
-            }
-            let at = meter.earliest_fit(n, t);
+            let at = dim
+                .meter
+                .earliest_within(shares[dim.resource as usize], t)
+                .ok_or(i)?;
             if at > t {
                 t = at;
                 limiting = Some(LimitId(i as u8));
             }
         }
-        match too_large {
-            Some(e) => Err(e),
-            None => Ok((t, limiting)),
-        }
+        Ok((t, limiting))
     }
 
-    /// The fast path of [`try_take`](Self::try_take) and [`try_acquire`](Self::try_acquire): when
-    /// every rate limit is GCRA and admits its share at `now`, records the shares in all of them
-    /// (handing each ticket to `ticket`) and returns `true`. Otherwise changes nothing and returns
-    /// `false`, and the general path decides (and explains a refusal).
+    /// The fast decision of [`try_take`](Self::try_take) and [`try_acquire`](Self::try_acquire):
+    /// `true` when every rate limit is GCRA and admits its share at `now`. When `false`, the
+    /// general decision ([`decide_take`](Self::decide_take)) answers, and explains a refusal.
     ///
-    /// It grants exactly what the general path grants: that path admits at `now` only if every
-    /// limit's earliest instant from `max(now, horizon)` is `now`, which for GCRA is
-    /// [`Gcra::admits_now`](crate::algorithm::Gcra::admits_now), and then records each share at
-    /// `now`.
+    /// It says yes exactly when the general decision admits at `now`: that one starts from
+    /// `max(now, horizon)` and admits only if every limit's earliest instant is `now`, which for
+    /// GCRA is [`Gcra::admits_now`](crate::algorithm::Gcra::admits_now). Being only a yes or no
+    /// for one instant, it needs no running instant, no limiting limit, no wait and no error.
     #[inline(always)]
-    fn take_now_gcra(
-        &mut self,
-        shares: &[u64; 4],
-        now: Nanos,
-        mut ticket: impl FnMut(usize, Ticket),
-    ) -> bool {
-        if self.horizon > now {
-            return false;
-        }
-        for dim in &self.dims {
-            let Meter::Gcra(gcra) = &dim.meter else {
-                return false;
-            };
-            if !gcra.admits_now(shares[dim.resource as usize], now) {
-                return false;
-            }
-        }
-        for (i, dim) in self.dims.iter_mut().enumerate() {
-            // Every limit is GCRA: checked above, on this same `&mut self`.
-            if let Meter::Gcra(gcra) = &mut dim.meter {
-                ticket(i, gcra.record(shares[dim.resource as usize], now, now));
-            }
-        }
-        self.horizon = now;
-        self.seq += 1;
-        true
+    fn admits_now_gcra(&self, shares: &[u64; 4], now: Nanos) -> bool {
+        self.horizon <= now
+            && self.dims.iter().all(|dim| match &dim.meter {
+                Meter::Gcra(gcra) => gcra.admits_now(shares[dim.resource as usize], now),
+                _ => false,
+            })
     }
 
-    #[inline]
-    fn record(&mut self, cost: &Cost, at: Nanos, now: Nanos) -> Reservation {
-        let mut tickets = [NO_TICKET; MAX_LIMITS];
-        let shares = self.shares(cost);
-        for (dim, ticket) in self.dims.iter_mut().zip(&mut tickets) {
-            *ticket = dim
-                .meter
-                .record_fast(shares[dim.resource as usize], at, now);
+    /// The general decision of [`try_take`](Self::try_take), taken when the fast one says no:
+    /// `Ok` when every rate limit admits `shares` now (some limit is not GCRA), otherwise why not.
+    #[inline(never)]
+    fn decide_take(&self, shares: &[u64; 4], now: Nanos) -> Result<(), Rejection> {
+        admitted_now(self.earliest_shares(shares, now.max(self.horizon))?, now)
+    }
+
+    /// The general decision of [`try_acquire`](Self::try_acquire), taken when the fast one says
+    /// no: `Ok` when every rate limit admits `shares` now and `slots` concurrency slots are free,
+    /// otherwise why not.
+    #[inline(never)]
+    fn decide_acquire(&self, shares: &[u64; 4], slots: u64, now: Nanos) -> Result<(), Rejection> {
+        let found = self.earliest_shares(shares, now.max(self.horizon))?;
+        // Too many slots is refused before any wait, a full limit only once the rates admit.
+        let free = match &self.concurrency {
+            Some(c) => c.fits(slots)?,
+            None => true,
+        };
+        admitted_now(found, now)?;
+        if !free {
+            return Err(Rejection::ConcurrencyFull);
         }
+        Ok(())
+    }
+
+    /// Records `shares` at `now` in every limit, once all of them have admitted them there, keeping
+    /// no tickets: nothing will be settled (what [`record`](Self::record) does, less the tickets).
+    #[inline(always)]
+    fn take_now(&mut self, shares: &[u64; 4], now: Nanos) {
+        for dim in &mut self.dims {
+            let _ = dim
+                .meter
+                .record_fast(shares[dim.resource as usize], now, now);
+        }
+        self.horizon = self.horizon.max(now);
+        self.seq += 1;
+    }
+
+    /// Records `cost` at `at` in every limit: a reservation holding `slots` concurrency slots.
+    #[inline]
+    fn record(&mut self, cost: &Cost, at: Nanos, now: Nanos, slots: u64) -> Reservation {
+        let shares = self.shares(cost);
+        let mut dims = self.dims.iter_mut();
+        let mut next = || match dims.next() {
+            Some(dim) => dim
+                .meter
+                .record_fast(shares[dim.resource as usize], at, now),
+            None => NO_TICKET,
+        };
+        // Spelled out rather than a loop over an array cleared first (the array's type makes the
+        // compiler count them: `MAX_LIMITS`, the most limits a policy holds): each ticket is
+        // written once, and the compiler clears no 320 bytes it then overwrites.
+        let tickets = [
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+        ];
+        debug_assert!(dims.next().is_none(), "at most MAX_LIMITS limits");
         let prev_horizon = self.horizon;
         self.horizon = self.horizon.max(at);
         self.seq += 1;
@@ -268,7 +325,7 @@ impl Policy {
             at,
             cost: *cost,
             tickets,
-            slots: 0,
+            slots,
             seq: self.seq,
             prev_horizon,
         }
@@ -289,22 +346,25 @@ impl Policy {
     /// [`Rejection::TooLarge`] when some limit can never admit the request.
     #[inline]
     pub fn try_acquire(&mut self, cost: &Cost, now: Nanos) -> Result<Reservation, Rejection> {
-        let (t, limiting) = self.earliest(cost, now.max(self.horizon))?;
-        if t > now {
-            return Err(Rejection::RateLimited {
-                retry_after: t - now,
-                limited_by: limiting.unwrap_or(LimitId(0)),
-            });
-        }
+        let shares = self.shares(cost);
         let slots = cost.requests.max(1);
-        if let Some(c) = &mut self.concurrency {
-            c.try_take(slots).map_err(|_| Rejection::ConcurrencyFull)?;
+        // Free slots for `slots` also mean that `cost` is not too large for the concurrency limit.
+        let free = || {
+            self.concurrency
+                .as_ref()
+                .is_none_or(|c| c.fits(slots) == Ok(true))
+        };
+        if !(free() && self.admits_now_gcra(&shares, now)) {
+            self.decide_acquire(&shares, slots, now)?;
         }
-        let mut reservation = self.record(cost, now, now);
-        if self.concurrency.is_some() {
-            reservation.slots = slots;
-        }
-        Ok(reservation)
+        let held = match &mut self.concurrency {
+            Some(c) => {
+                c.take_free(slots);
+                slots
+            }
+            None => 0,
+        };
+        Ok(self.record(cost, now, now, held))
     }
 
     /// Takes `cost` now from every rate limit, or nothing: the fast path for callers that never
@@ -317,30 +377,10 @@ impl Policy {
     #[inline]
     pub fn try_take(&mut self, cost: &Cost, now: Nanos) -> Result<(), Rejection> {
         let shares = self.shares(cost);
-        if self.take_now_gcra(&shares, now, |_, _| ()) {
-            return Ok(());
+        if !self.admits_now_gcra(&shares, now) {
+            self.decide_take(&shares, now)?;
         }
-        self.try_take_general(cost, now)
-    }
-
-    /// [`try_take`](Self::try_take) for any algorithm, and for every refusal.
-    #[inline(never)]
-    fn try_take_general(&mut self, cost: &Cost, now: Nanos) -> Result<(), Rejection> {
-        let (t, limiting) = self.earliest_rates(cost, now.max(self.horizon))?;
-        if t > now {
-            return Err(Rejection::RateLimited {
-                retry_after: t - now,
-                limited_by: limiting.unwrap_or(LimitId(0)),
-            });
-        }
-        let shares = self.shares(cost);
-        for dim in &mut self.dims {
-            let _ = dim
-                .meter
-                .record_fast(shares[dim.resource as usize], now, now);
-        }
-        self.horizon = self.horizon.max(now);
-        self.seq += 1;
+        self.take_now(&shares, now);
         Ok(())
     }
 
@@ -352,7 +392,7 @@ impl Policy {
     /// [`TooLarge`] when some limit can never admit the request; nothing is reserved then.
     pub fn reserve(&mut self, cost: &Cost, now: Nanos) -> Result<Reservation, TooLarge> {
         let (t, _) = self.earliest(cost, now.max(self.horizon))?;
-        Ok(self.record(cost, t, now))
+        Ok(self.record(cost, t, now, 0))
     }
 
     /// Starts a reservation at `now`: claims its concurrency slot (a no-op without a concurrency
