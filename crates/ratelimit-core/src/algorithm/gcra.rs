@@ -84,7 +84,8 @@ impl Schedule {
     pub(crate) fn commit(&mut self, n: u64, step: Step, quota: &Quota) -> Ticket {
         let prev = self.latest;
         let gap = u64::try_from(step.at_s.saturating_sub(self.tat)).unwrap_or(u64::MAX);
-        self.tat = self.tat.max(step.at_s).saturating_add(Self::cost(n, quota));
+        // `at_s + backlog` is `max(tat, at_s)`: it cannot overflow.
+        self.tat = (step.at_s + self.backlog_at(&step)).saturating_add(Self::cost(n, quota));
         self.granted = self.granted.saturating_add(n);
         // `step.at` is never before `latest` (see `effective`).
         self.latest = step.at;
