@@ -15,7 +15,7 @@
 //! makes an "always allowed" group start denying (or the reverse) fails the bench instead of
 //! silently measuring something else.
 //!
-//! Run: `cargo bench -p ratelimit-benches` (about 100 s: 18 functions, 1 s warm-up and 3 s of
+//! Run: `cargo bench -p ratelimit-benches` (about 110 s: 20 functions, 1 s warm-up and 3 s of
 //! measurement each; plots are off), `cargo bench -p ratelimit-benches -- --quick` for a fast look,
 //! `cargo bench -p ratelimit-benches -- policy_` to filter, and
 //! `cargo test -p ratelimit-benches --benches` to run every scenario once as a test.
