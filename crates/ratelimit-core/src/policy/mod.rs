@@ -374,7 +374,11 @@ impl Policy {
     ///
     /// # Errors
     /// [`Rejection::RateLimited`] with the exact wait, or [`Rejection::TooLarge`].
-    #[inline]
+    // Always inlined: the fast path is short, and a call returns the 64-byte result through memory
+    // with only its one-byte tag written on success. A caller that then copies the whole result
+    // reads it in wider pieces than were written, which the processor cannot forward from the
+    // pending store: it waits for it (about 4 ns a decision, measured on the VM).
+    #[inline(always)]
     pub fn try_take(&mut self, cost: &Cost, now: Nanos) -> Result<(), Rejection> {
         let shares = self.shares(cost);
         if !self.admits_now_gcra(&shares, now) {
