@@ -11,6 +11,13 @@
 //! iteration therefore also pays one atomic compare-and-swap for the clock step; that is the cost
 //! of driving governor with a manual clock, and it is part of what `governor` measures here.
 //!
+//! Results: each decision's result is passed to `black_box` by reference, so it must be computed
+//! and written out, but it is not copied. Passed by value, a result returned through memory (ours
+//! are up to 64 bytes, governor's 40) is copied right after the call that wrote part of it, and
+//! that copy waits for the write (a failed store-to-load forwarding): a few nanoseconds that
+//! belong to the harness, not to the decision, and that fall on whichever side the compiler did
+//! not inline.
+//!
 //! Every scenario is checked before it is measured (`assert!` on a dry run), so a change that
 //! makes an "always allowed" group start denying (or the reverse) fails the bench instead of
 //! silently measuring something else.
@@ -30,13 +37,22 @@
 //! RATELIMIT_BENCH_COUNT=policy_rpm_tpm/ours:1000000 \
 //!     valgrind --tool=cachegrind --cache-sim=no target/release/deps/core-<hash>
 //! ```
+//!
+//! Interleaved timing: criterion times one function after the other, so a neighbour's build that
+//! starts halfway through a group skews its ratios. With
+//! `RATELIMIT_BENCH_INTERLEAVE=<group prefix>[:<rounds>]` the binary instead builds every routine
+//! of the matching groups and times them in turns (about half a millisecond each, 200 rounds by
+//! default), so that load falls on all of them alike, and prints each one's median time per
+//! decision and its ratio to `ours`.
 #![allow(missing_docs)]
 
+use core::fmt::Write as _;
 use core::num::NonZeroU32;
 use std::hint::black_box;
+use std::io::Write as _;
 use std::ops::RangeInclusive;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use governor::clock::{Clock as _, FakeRelativeClock};
@@ -73,13 +89,20 @@ fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).expect("benchmark constants are non-zero")
 }
 
-/// Where the scenarios go: to criterion, or to the instruction-count driver.
+/// Where the scenarios go: to criterion, to the instruction-count driver, or to the interleaved
+/// timer.
 enum Harness<'c> {
     Criterion(&'c mut Criterion),
     /// Run only the routine `group/function`, `iterations` times.
     Count {
         target: String,
         iterations: u64,
+        found: bool,
+    },
+    /// Time the routines of every group whose name starts with `prefix`, in turns.
+    Interleave {
+        prefix: String,
+        rounds: usize,
         found: bool,
     },
 }
@@ -103,11 +126,29 @@ impl Harness<'_> {
                 iterations: *iterations,
                 found,
             },
+            Harness::Interleave {
+                prefix,
+                rounds,
+                found,
+            } => {
+                let wanted = name.starts_with(prefix.as_str());
+                *found |= wanted;
+                Group::Interleave {
+                    name,
+                    wanted,
+                    rounds: *rounds,
+                    routines: Vec::new(),
+                }
+            }
         }
     }
 }
 
-/// One criterion group, or the part of the count driver that may hold its target.
+/// Runs a routine `k` times and says how long that took.
+type Slice<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
+
+/// One criterion group, or the part of the count driver that may hold its target, or the routines
+/// the interleaved timer collects.
 enum Group<'a> {
     Criterion(BenchmarkGroup<'a, WallTime>),
     Count {
@@ -116,17 +157,26 @@ enum Group<'a> {
         iterations: u64,
         found: &'a mut bool,
     },
+    Interleave {
+        name: &'static str,
+        wanted: bool,
+        rounds: usize,
+        routines: Vec<(String, Slice<'a>)>,
+    },
 }
 
-impl Group<'_> {
+impl<'a> Group<'a> {
     /// Times the routine that `make` builds (fresh state for each of criterion's runs): one call
-    /// is one decision.
-    fn bench<O, R: FnMut() -> O>(&mut self, id: &str, make: impl Fn() -> R) {
+    /// is one decision. Its result is kept observable where it was written (`black_box` of a
+    /// reference, see the module docs), never copied.
+    fn bench<O, R: FnMut() -> O + 'a>(&mut self, id: &str, make: impl Fn() -> R) {
         match self {
             Group::Criterion(group) => {
                 group.bench_function(id, |b| {
                     let mut routine = make();
-                    b.iter(&mut routine);
+                    b.iter(|| {
+                        black_box(&routine());
+                    });
                 });
             }
             Group::Count {
@@ -139,18 +189,89 @@ impl Group<'_> {
                     **found = true;
                     let mut routine = make();
                     for _ in 0..*iterations {
-                        black_box(routine());
+                        black_box(&routine());
                     }
+                }
+            }
+            Group::Interleave {
+                wanted, routines, ..
+            } => {
+                if *wanted {
+                    let mut routine = make();
+                    let slice = move |k: u64| {
+                        let start = Instant::now();
+                        for _ in 0..k {
+                            black_box(&routine());
+                        }
+                        start.elapsed()
+                    };
+                    routines.push((id.to_owned(), Box::new(slice)));
                 }
             }
         }
     }
 
     fn finish(self) {
-        if let Group::Criterion(group) = self {
-            group.finish();
+        match self {
+            Group::Criterion(group) => group.finish(),
+            Group::Count { .. } => {}
+            Group::Interleave {
+                name,
+                rounds,
+                mut routines,
+                ..
+            } => interleave(name, rounds, &mut routines),
         }
     }
+}
+
+/// Times `routines` in turns, `rounds` times, about half a millisecond each, and prints each one's
+/// median time per call and its ratio to `ours`.
+fn interleave(group: &str, rounds: usize, routines: &mut [(String, Slice<'_>)]) {
+    let rounds = rounds.max(1);
+    if routines.is_empty() {
+        return;
+    }
+    // Calls per turn: about 0.5 ms of each routine, from a first run of 10,000 calls.
+    let calls: Vec<u64> = routines
+        .iter_mut()
+        .map(|(_, run)| {
+            let ns = run(10_000).as_nanos().max(1);
+            u64::try_from(5_000_000_000 / ns).unwrap_or(u64::MAX).max(1)
+        })
+        .collect();
+    let mut ns_per_call = vec![Vec::with_capacity(rounds); routines.len()];
+    for _ in 0..rounds {
+        for ((_, run), (k, samples)) in routines.iter_mut().zip(calls.iter().zip(&mut ns_per_call))
+        {
+            samples.push(run(*k).as_nanos() as f64 / *k as f64);
+        }
+    }
+    let medians: Vec<f64> = ns_per_call
+        .iter_mut()
+        .map(|samples| {
+            samples.sort_by(f64::total_cmp);
+            samples[samples.len() / 2]
+        })
+        .collect();
+    let ours = routines
+        .iter()
+        .position(|(id, _)| id == "ours")
+        .map(|i| medians[i]);
+    let mut out = String::new();
+    let _ = writeln!(out, "{group} ({rounds} rounds, median ns per decision)");
+    for ((id, _), median) in routines.iter().zip(&medians) {
+        let _ = match ours {
+            Some(ours) if id != "ours" => writeln!(
+                out,
+                "  {id:<16} {median:8.2}   ours / {id}: {:.2}x",
+                ours / median
+            ),
+            _ => writeln!(out, "  {id:<16} {median:8.2}"),
+        };
+    }
+    // A closed pipe (`| head`) is not worth a panic.
+    let _ = std::io::stdout().write_all(out.as_bytes());
 }
 
 /// Governor's direct (un-keyed, in-memory) limiter driven by its fake clock.
@@ -584,6 +705,27 @@ fn all(h: &mut Harness<'_>) {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var("RATELIMIT_BENCH_INTERLEAVE") {
+        let (prefix, rounds) = match spec.rsplit_once(':') {
+            Some((prefix, rounds)) => (
+                prefix.to_owned(),
+                rounds
+                    .parse()
+                    .expect("RATELIMIT_BENCH_INTERLEAVE is <group prefix>[:<rounds>]"),
+            ),
+            None => (spec, 200),
+        };
+        let mut h = Harness::Interleave {
+            prefix,
+            rounds,
+            found: false,
+        };
+        all(&mut h);
+        if let Harness::Interleave { prefix, found, .. } = h {
+            assert!(found, "no group starts with {prefix}");
+        }
+        return;
+    }
     if let Ok(spec) = std::env::var("RATELIMIT_BENCH_COUNT") {
         let (target, iterations) = spec
             .rsplit_once(':')
