@@ -100,6 +100,22 @@ fn admitted_now(found: (Nanos, Option<LimitId>), now: Nanos) -> Result<(), Rejec
     Ok(())
 }
 
+/// The fast decision of [`Policy::try_take`] and [`Policy::try_acquire`]: `true` when every limit
+/// of `dims` is GCRA and admits its share at `now` (nothing being granted before `horizon`).
+///
+/// It says yes exactly when the general decision admits at `now`: that one starts from
+/// `max(now, horizon)` and admits only if every limit's earliest instant is `now`, which for GCRA
+/// is [`Gcra::admits_now`](crate::algorithm::Gcra::admits_now). Being only a yes or no for one
+/// instant, it needs no running instant, no limiting limit, no wait and no error.
+#[inline(always)]
+fn admits_now_gcra(dims: &[Dim], horizon: Nanos, shares: &[u64; 4], now: Nanos) -> bool {
+    horizon <= now
+        && dims.iter().all(|dim| match &dim.meter {
+            Meter::Gcra(gcra) => gcra.admits_now(shares[dim.resource as usize], now),
+            _ => false,
+        })
+}
+
 /// A set of limits checked together for each request. Pure state: the caller supplies `now`.
 ///
 /// ```
@@ -238,31 +254,52 @@ impl Policy {
         Ok((t, limiting))
     }
 
-    /// The fast decision of [`try_take`](Self::try_take) and [`try_acquire`](Self::try_acquire):
-    /// `true` when every rate limit is GCRA and admits its share at `now`. When `false`, the
-    /// general decision ([`decide_take`](Self::decide_take)) answers, and explains a refusal.
+    /// The fast path of [`try_take`](Self::try_take): when every rate limit is GCRA and admits its
+    /// share at `now` ([`admits_now_gcra`]), records the shares ([`take_now`](Self::take_now)) and
+    /// returns `true`; otherwise changes nothing and returns `false`, and the general decision
+    /// answers (and explains a refusal).
     ///
-    /// It says yes exactly when the general decision admits at `now`: that one starts from
-    /// `max(now, horizon)` and admits only if every limit's earliest instant is `now`, which for
-    /// GCRA is [`Gcra::admits_now`](crate::algorithm::Gcra::admits_now). Being only a yes or no
-    /// for one instant, it needs no running instant, no limiting limit, no wait and no error.
+    /// The policies of one to four limits are dispatched on their number, a constant in each arm:
+    /// the compiler unrolls the check and the recording that follows it, and works out what they
+    /// share (the decision instant in scaled units, each backlog) once.
     #[inline(always)]
-    fn admits_now_gcra(&self, shares: &[u64; 4], now: Nanos) -> bool {
-        self.horizon <= now
-            && self.dims.iter().all(|dim| match &dim.meter {
-                Meter::Gcra(gcra) => gcra.admits_now(shares[dim.resource as usize], now),
-                _ => false,
-            })
+    fn take_now_if_admitted(&mut self, shares: &[u64; 4], now: Nanos) -> bool {
+        match self.dims.len() {
+            1 => self.take_now_if_admitted_n::<1>(shares, now),
+            2 => self.take_now_if_admitted_n::<2>(shares, now),
+            3 => self.take_now_if_admitted_n::<3>(shares, now),
+            4 => self.take_now_if_admitted_n::<4>(shares, now),
+            _ => {
+                let admitted = admits_now_gcra(&self.dims, self.horizon, shares, now);
+                if admitted {
+                    self.take_now(shares, now);
+                }
+                admitted
+            }
+        }
     }
 
-    /// The general decision of [`try_take`](Self::try_take), taken when the fast one says no:
+    /// [`take_now_if_admitted`](Self::take_now_if_admitted) for a policy of exactly `N` limits.
+    #[inline(always)]
+    fn take_now_if_admitted_n<const N: usize>(&mut self, shares: &[u64; 4], now: Nanos) -> bool {
+        let Ok(dims) = <&[Dim; N]>::try_from(self.dims.as_slice()) else {
+            return false;
+        };
+        if !admits_now_gcra(dims, self.horizon, shares, now) {
+            return false;
+        }
+        self.take_now(shares, now);
+        true
+    }
+
+    /// The general decision of [`try_take`](Self::try_take), taken when the fast path says no:
     /// `Ok` when every rate limit admits `shares` now (some limit is not GCRA), otherwise why not.
     #[inline(never)]
     fn decide_take(&self, shares: &[u64; 4], now: Nanos) -> Result<(), Rejection> {
         admitted_now(self.earliest_shares(shares, now.max(self.horizon))?, now)
     }
 
-    /// The general decision of [`try_acquire`](Self::try_acquire), taken when the fast one says
+    /// The general decision of [`try_acquire`](Self::try_acquire), taken when the fast path says
     /// no: `Ok` when every rate limit admits `shares` now and `slots` concurrency slots are free,
     /// otherwise why not.
     #[inline(never)]
@@ -349,14 +386,22 @@ impl Policy {
         let shares = self.shares(cost);
         let slots = cost.requests.max(1);
         // Free slots for `slots` also mean that `cost` is not too large for the concurrency limit.
-        let free = || {
-            self.concurrency
-                .as_ref()
-                .is_none_or(|c| c.fits(slots) == Ok(true))
-        };
-        if !(free() && self.admits_now_gcra(&shares, now)) {
+        let free = self
+            .concurrency
+            .as_ref()
+            .is_none_or(|c| c.fits(slots) == Ok(true));
+        // The decision is not unrolled here as in `try_take`: the reservation's recording is
+        // large, and copies of it per number of limits cost more than the arithmetic they share.
+        if !(free && admits_now_gcra(&self.dims, self.horizon, &shares, now)) {
             self.decide_acquire(&shares, slots, now)?;
         }
+        Ok(self.grant_now(cost, slots, now))
+    }
+
+    /// Claims `slots` concurrency slots and records `cost` at `now`, once every limit has admitted
+    /// it (the slots included).
+    #[inline(always)]
+    fn grant_now(&mut self, cost: &Cost, slots: u64, now: Nanos) -> Reservation {
         let held = match &mut self.concurrency {
             Some(c) => {
                 c.take_free(slots);
@@ -364,7 +409,7 @@ impl Policy {
             }
             None => 0,
         };
-        Ok(self.record(cost, now, now, held))
+        self.record(cost, now, now, held)
     }
 
     /// Takes `cost` now from every rate limit, or nothing: the fast path for callers that never
@@ -381,10 +426,10 @@ impl Policy {
     #[inline(always)]
     pub fn try_take(&mut self, cost: &Cost, now: Nanos) -> Result<(), Rejection> {
         let shares = self.shares(cost);
-        if !self.admits_now_gcra(&shares, now) {
+        if !self.take_now_if_admitted(&shares, now) {
             self.decide_take(&shares, now)?;
+            self.take_now(&shares, now);
         }
-        self.take_now(&shares, now);
         Ok(())
     }
 
