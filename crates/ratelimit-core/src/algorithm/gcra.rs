@@ -28,13 +28,16 @@ pub(crate) struct Schedule {
     pub(crate) latest: Nanos,
 }
 
-/// A decision instant worked out once, for both the check and the record of one grant.
-#[derive(Debug, Clone, Copy)]
+/// A decision instant and the schedule's backlog there, worked out once for both the check and
+/// the record of one grant.
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Step {
     /// The instant: the requested one, or the latest grant instant if that is later.
     pub(crate) at: Nanos,
     /// `at` in scaled units.
     pub(crate) at_s: u128,
+    /// How far the TAT is ahead of `at_s` (0 when it is not).
+    pub(crate) backlog: u128,
 }
 
 impl Schedule {
@@ -63,20 +66,17 @@ impl Schedule {
     }
 
     /// The instant a grant requested at `at` is decided and recorded at (see
-    /// [`effective`](Self::effective)), worked out once for the check and the record.
+    /// [`effective`](Self::effective)) and the backlog there, worked out once for the check and
+    /// the record.
     #[inline]
     pub(crate) fn step(&self, at: Nanos, quota: &Quota) -> Step {
         let at = self.effective(at);
+        let at_s = Self::scaled(at, quota);
         Step {
             at,
-            at_s: Self::scaled(at, quota),
+            at_s,
+            backlog: self.tat.saturating_sub(at_s),
         }
-    }
-
-    /// Scaled backlog at `step`: how far the TAT is ahead of it.
-    #[inline]
-    pub(crate) fn backlog_at(&self, step: &Step) -> u128 {
-        self.tat.saturating_sub(step.at_s)
     }
 
     /// Records `n` units at `step`, worked out by [`step`](Self::step) on this very state.
@@ -85,7 +85,7 @@ impl Schedule {
         let prev = self.latest;
         let gap = u64::try_from(step.at_s.saturating_sub(self.tat)).unwrap_or(u64::MAX);
         // `at_s + backlog` is `max(tat, at_s)`: it cannot overflow.
-        self.tat = (step.at_s + self.backlog_at(&step)).saturating_add(Self::cost(n, quota));
+        self.tat = (step.at_s + step.backlog).saturating_add(Self::cost(n, quota));
         self.granted = self.granted.saturating_add(n);
         // `step.at` is never before `latest` (see `effective`).
         self.latest = step.at;
@@ -218,7 +218,7 @@ impl Gcra {
     #[inline]
     fn conforms(&self, n: u64, step: &Step) -> Result<(), Nanos> {
         let slack = self.slack(n);
-        if self.schedule.backlog_at(step) <= slack {
+        if step.backlog <= slack {
             return Ok(());
         }
         // Here tat > at_s + slack: the difference is positive and below `tat`.
@@ -228,16 +228,23 @@ impl Gcra {
         ))
     }
 
-    /// Whether `n` units can be taken at exactly `now`: within the burst, nothing granted after
-    /// `now`, and the backlog within the slack. `false` exactly when [`Algorithm::try_take`]
-    /// would refuse, and [`earliest_within`](Self::earliest_within) would say something other than
-    /// `now`.
+    /// The grant of `n` units at exactly `now`, if it can be made then: within the burst, nothing
+    /// granted after `now`, and the backlog within the slack. `None` exactly when
+    /// [`Algorithm::try_take`] would refuse, and [`earliest_within`](Self::earliest_within) would
+    /// say something other than `now`. [`commit`](Self::commit) records it.
     #[inline]
-    pub(crate) fn admits_now(&self, n: u64, now: Nanos) -> bool {
+    pub(crate) fn admit_now(&self, n: u64, now: Nanos) -> Option<Step> {
         if n > self.quota.burst() || self.schedule.latest > now {
-            return false;
+            return None;
         }
-        self.schedule.backlog(now, &self.quota) <= self.slack(n)
+        let step = self.schedule.step(now, &self.quota);
+        (step.backlog <= self.slack(n)).then_some(step)
+    }
+
+    /// Records the `n` units that [`admit_now`](Self::admit_now) admitted, on this very state.
+    #[inline]
+    pub(crate) fn commit(&mut self, n: u64, step: Step) -> Ticket {
+        self.schedule.commit(n, step, &self.quota)
     }
 
     /// [`Algorithm::earliest`] with no error to build: `None` when `n` exceeds the burst.

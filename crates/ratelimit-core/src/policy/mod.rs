@@ -23,7 +23,7 @@ pub use limit::{Limit, LimitId, Resource};
 
 use std::sync::Arc;
 
-use crate::algorithm::{Algorithm, Concurrency, Quota, Ticket};
+use crate::algorithm::{Algorithm, Concurrency, Quota, Step, Ticket};
 use crate::error::{ConfigError, LimitName, TooLarge};
 use crate::meter::Meter;
 use crate::time::Nanos;
@@ -105,13 +105,13 @@ fn admitted_now(found: (Nanos, Option<LimitId>), now: Nanos) -> Result<(), Rejec
 ///
 /// It says yes exactly when the general decision admits at `now`: that one starts from
 /// `max(now, horizon)` and admits only if every limit's earliest instant is `now`, which for GCRA
-/// is [`Gcra::admits_now`](crate::algorithm::Gcra::admits_now). Being only a yes or no for one
+/// is [`Gcra::admit_now`](crate::algorithm::Gcra::admit_now). Being only a yes or no for one
 /// instant, it needs no running instant, no limiting limit, no wait and no error.
 #[inline(always)]
 fn admits_now_gcra(dims: &[Dim], horizon: Nanos, shares: &[u64; 4], now: Nanos) -> bool {
     horizon <= now
         && dims.iter().all(|dim| match &dim.meter {
-            Meter::Gcra(gcra) => gcra.admits_now(shares[dim.resource as usize], now),
+            Meter::Gcra(gcra) => gcra.admit_now(shares[dim.resource as usize], now).is_some(),
             _ => false,
         })
 }
@@ -255,13 +255,14 @@ impl Policy {
     }
 
     /// The fast path of [`try_take`](Self::try_take): when every rate limit is GCRA and admits its
-    /// share at `now` ([`admits_now_gcra`]), records the shares ([`take_now`](Self::take_now)) and
-    /// returns `true`; otherwise changes nothing and returns `false`, and the general decision
-    /// answers (and explains a refusal).
+    /// share at `now` ([`admits_now_gcra`]), records the shares and returns `true`; otherwise
+    /// changes nothing and returns `false`, and the general decision answers (and explains a
+    /// refusal).
     ///
-    /// The policies of one to four limits are dispatched on their number, a constant in each arm:
-    /// the compiler unrolls the check and the recording that follows it, and works out what they
-    /// share (the decision instant in scaled units, each backlog) once.
+    /// The policies of one to four limits are dispatched on their number, a constant in each arm,
+    /// and each limit's check hands its [`Step`] (the decision instant in scaled units and the
+    /// backlog there) to its record, which so does not work them out again. Longer policies check,
+    /// then record as the general path does.
     #[inline(always)]
     fn take_now_if_admitted(&mut self, shares: &[u64; 4], now: Nanos) -> bool {
         match self.dims.len() {
@@ -282,13 +283,32 @@ impl Policy {
     /// [`take_now_if_admitted`](Self::take_now_if_admitted) for a policy of exactly `N` limits.
     #[inline(always)]
     fn take_now_if_admitted_n<const N: usize>(&mut self, shares: &[u64; 4], now: Nanos) -> bool {
-        let Ok(dims) = <&[Dim; N]>::try_from(self.dims.as_slice()) else {
-            return false;
-        };
-        if !admits_now_gcra(dims, self.horizon, shares, now) {
+        if self.horizon > now {
             return false;
         }
-        self.take_now(shares, now);
+        let Ok(dims) = <&mut [Dim; N]>::try_from(self.dims.as_mut_slice()) else {
+            return false;
+        };
+        // With `N` a constant, these arrays live in registers.
+        let mut steps = [Step::default(); N];
+        for (dim, step) in dims.iter().zip(&mut steps) {
+            let admitted = match &dim.meter {
+                Meter::Gcra(gcra) => gcra.admit_now(shares[dim.resource as usize], now),
+                _ => None,
+            };
+            match admitted {
+                Some(s) => *step = s,
+                None => return false,
+            }
+        }
+        for (dim, step) in dims.iter_mut().zip(steps) {
+            // Always GCRA: every limit was checked above, on this same `&mut self`.
+            if let Meter::Gcra(gcra) = &mut dim.meter {
+                let _ = gcra.commit(shares[dim.resource as usize], step);
+            }
+        }
+        self.horizon = now;
+        self.seq += 1;
         true
     }
 
