@@ -77,11 +77,32 @@ macro_rules! dispatch {
     };
 }
 
+/// The decision path of a policy: GCRA, the default and by far the most common algorithm, is
+/// inlined into the caller; the others are one out-of-line call away, which keeps their code (and
+/// the registers it needs) off the GCRA path.
 impl Meter {
-    /// [`Algorithm::earliest`] for an `n` within [`Algorithm::max_cost`].
+    /// [`Algorithm::earliest`] with no error to build: `None` when `n` exceeds
+    /// [`Algorithm::max_cost`].
     #[inline(always)]
-    pub(crate) fn earliest_fit(&self, n: u64, now: Nanos) -> Nanos {
-        dispatch!(self, m => m.earliest_fit(n, now))
+    pub(crate) fn earliest_within(&self, n: u64, now: Nanos) -> Option<Nanos> {
+        match self {
+            Meter::Gcra(g) => g.earliest_within(n, now),
+            other => other.earliest_within_other(n, now),
+        }
+    }
+
+    #[inline(never)]
+    fn earliest_within_other(&self, n: u64, now: Nanos) -> Option<Nanos> {
+        dispatch!(self, m => (n <= m.max_cost()).then(|| m.earliest_fit(n, now)))
+    }
+
+    /// [`Algorithm::record`] on the decision path.
+    #[inline(always)]
+    pub(crate) fn record_fast(&mut self, n: u64, at: Nanos, now: Nanos) -> Ticket {
+        match self {
+            Meter::Gcra(g) => g.record(n, at, now),
+            other => other.record(n, at, now),
+        }
     }
 
     pub(crate) fn new(kind: AlgorithmKind, quota: Quota) -> Self {
@@ -99,7 +120,7 @@ impl Algorithm for Meter {
     fn quota(&self) -> Quota {
         dispatch!(self, m => m.quota())
     }
-    #[inline]
+    #[inline(never)]
     fn max_cost(&self) -> u64 {
         dispatch!(self, m => m.max_cost())
     }
@@ -107,7 +128,7 @@ impl Algorithm for Meter {
     fn earliest(&self, n: u64, now: Nanos) -> Result<Nanos, TooLarge> {
         dispatch!(self, m => m.earliest(n, now))
     }
-    #[inline(always)]
+    #[inline(never)]
     fn record(&mut self, n: u64, at: Nanos, now: Nanos) -> Ticket {
         dispatch!(self, m => m.record(n, at, now))
     }

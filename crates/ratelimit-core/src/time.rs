@@ -63,9 +63,16 @@ pub const fn secs_ceil(nanos: Nanos) -> u64 {
 }
 
 /// `ceil(a / b)` on 128-bit integers, saturated into a `u64`; `b` must not be zero.
+///
+/// Computed as `(a - 1) / b + 1` (for `a >= 1`), which is the same integer without the remainder
+/// that `u128::div_ceil` works out and tests.
+#[inline]
 pub(crate) fn div_ceil_sat(a: u128, b: u128) -> u64 {
     debug_assert!(b != 0);
-    u64::try_from(a.div_ceil(b)).unwrap_or(u64::MAX)
+    if a == 0 {
+        return 0;
+    }
+    u64::try_from((a - 1) / b + 1).unwrap_or(u64::MAX)
 }
 
 /// `floor(a / b)` on 128-bit integers, saturated into a `u64`; `b` must not be zero.
@@ -100,6 +107,11 @@ mod tests {
     fn wide_division_saturates() {
         assert_eq!(div_ceil_sat(u128::MAX, 1), u64::MAX);
         assert_eq!(div_ceil_sat(7, 2), 4);
+        assert_eq!(div_ceil_sat(8, 2), 4);
+        assert_eq!(div_ceil_sat(0, 3), 0);
+        assert_eq!(div_ceil_sat(1, 3), 1);
+        assert_eq!(div_ceil_sat(u128::from(u64::MAX) * 3, 3), u64::MAX);
+        assert_eq!(div_ceil_sat(u128::from(u64::MAX) * 3 + 1, 3), u64::MAX);
         assert_eq!(div_floor_sat(7, 2), 3);
     }
 }

@@ -414,6 +414,24 @@ fn an_empty_policy_allows_everything() {
 }
 
 #[test]
+fn an_empty_policy_still_grants_in_time_order() {
+    // Nothing is granted before the latest grant, limits or not: a clock that steps back waits.
+    let mut p = Policy::builder().build().unwrap();
+    p.try_take(&Cost::ONE_REQUEST, 10).unwrap();
+    assert_eq!(
+        p.try_take(&Cost::ONE_REQUEST, 4).unwrap_err().retry_after(),
+        Some(6)
+    );
+    assert_eq!(
+        p.try_acquire(&Cost::ONE_REQUEST, 4)
+            .unwrap_err()
+            .retry_after(),
+        Some(6)
+    );
+    assert!(p.try_take(&Cost::ONE_REQUEST, 10).is_ok());
+}
+
+#[test]
 fn saturating_time_never_panics() {
     let mut p = rpm_tpm(1, 1);
     p.try_acquire(&Cost::request(1, 0), u64::MAX).unwrap();
@@ -553,4 +571,41 @@ fn correcting_an_unknown_limit_is_refused() {
         Err(ConfigError::OutOfRange { .. })
     ));
     assert_eq!(remaining(&p, 0), 10);
+}
+
+#[test]
+fn a_cancelled_reservation_that_was_charged_still_orders_later_grants() {
+    // The tokens limit places a reservation 1 s ahead; a charge then keeps it from being undone
+    // exactly in the requests limit, which still counts a grant at 1 s once the policy has
+    // cancelled it. Nothing may be granted in that limit before 1 s: a request at 0.5 s that every
+    // bucket has room for waits the half second, by either path.
+    let mut p = rpm_tpm(60, 600);
+    p.try_take(&Cost::request(600, 0), 0).unwrap();
+    let mut r = p.reserve(&Cost::request(10, 0), 0).unwrap();
+    assert_eq!(r.ready_at(), NANOS_PER_SEC);
+    p.adjust(
+        &mut r,
+        &Cost {
+            requests: 3,
+            ..Cost::request(10, 0)
+        },
+        0,
+    );
+    p.cancel(r, 0);
+    let half = NANOS_PER_SEC / 2;
+    let wait = Some(half);
+    assert_eq!(
+        p.clone()
+            .try_take(&Cost::ONE_REQUEST, half)
+            .unwrap_err()
+            .retry_after(),
+        wait
+    );
+    assert_eq!(
+        p.try_acquire(&Cost::ONE_REQUEST, half)
+            .unwrap_err()
+            .retry_after(),
+        wait
+    );
+    assert!(p.try_take(&Cost::ONE_REQUEST, NANOS_PER_SEC).is_ok());
 }

@@ -80,6 +80,13 @@ impl Concurrency {
         Ok(())
     }
 
+    /// Takes `n` slots that [`fits`](Self::fits) has just found free.
+    #[inline]
+    pub(crate) fn take_free(&mut self, n: u64) {
+        debug_assert_eq!(self.fits(n), Ok(true));
+        self.in_flight = self.in_flight.saturating_add(n);
+    }
+
     /// Gives `n` slots back (saturating: releasing more than was taken cannot underflow).
     pub fn release(&mut self, n: u64) {
         self.in_flight = self.in_flight.saturating_sub(n);

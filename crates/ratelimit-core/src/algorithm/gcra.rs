@@ -10,7 +10,7 @@
 //! `window` scaled units. All arithmetic is exact 128-bit integer arithmetic.
 
 use super::quota::Quota;
-use super::{Algorithm, Status, Ticket};
+use super::{Algorithm, Status, TakeError, Ticket};
 use crate::error::TooLarge;
 use crate::time::{Nanos, div_ceil_sat, div_floor_sat};
 
@@ -26,6 +26,18 @@ pub(crate) struct Schedule {
     pub(crate) granted: u64,
     /// The latest instant anything was recorded at.
     pub(crate) latest: Nanos,
+}
+
+/// A decision instant and the schedule's backlog there, worked out once for both the check and
+/// the record of one grant.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Step {
+    /// The instant: the requested one, or the latest grant instant if that is later.
+    pub(crate) at: Nanos,
+    /// `at` in scaled units.
+    pub(crate) at_s: u128,
+    /// How far the TAT is ahead of `at_s` (0 when it is not).
+    pub(crate) backlog: u128,
 }
 
 impl Schedule {
@@ -53,22 +65,43 @@ impl Schedule {
         now.max(self.latest)
     }
 
+    /// The instant a grant requested at `at` is decided and recorded at (see
+    /// [`effective`](Self::effective)) and the backlog there, worked out once for the check and
+    /// the record.
     #[inline]
-    pub(crate) fn record(&mut self, n: u64, at: Nanos, quota: &Quota) -> Ticket {
+    pub(crate) fn step(&self, at: Nanos, quota: &Quota) -> Step {
         let at = self.effective(at);
-        let prev = self.latest;
         let at_s = Self::scaled(at, quota);
-        let gap = u64::try_from(at_s.saturating_sub(self.tat)).unwrap_or(u64::MAX);
-        self.tat = self.tat.max(at_s).saturating_add(Self::cost(n, quota));
+        Step {
+            at,
+            at_s,
+            backlog: self.tat.saturating_sub(at_s),
+        }
+    }
+
+    /// Records `n` units at `step`, worked out by [`step`](Self::step) on this very state.
+    #[inline]
+    pub(crate) fn commit(&mut self, n: u64, step: Step, quota: &Quota) -> Ticket {
+        let prev = self.latest;
+        let gap = u64::try_from(step.at_s.saturating_sub(self.tat)).unwrap_or(u64::MAX);
+        // `at_s + backlog` is `max(tat, at_s)`: it cannot overflow.
+        self.tat = (step.at_s + step.backlog).saturating_add(Self::cost(n, quota));
         self.granted = self.granted.saturating_add(n);
-        self.latest = self.latest.max(at);
+        // `step.at` is never before `latest` (see `effective`).
+        self.latest = step.at;
         Ticket {
             amount: n,
-            at,
+            at: step.at,
             mark: self.granted,
             prev,
             gap,
         }
+    }
+
+    #[inline]
+    pub(crate) fn record(&mut self, n: u64, at: Nanos, quota: &Quota) -> Ticket {
+        let step = self.step(at, quota);
+        self.commit(n, step, quota)
     }
 
     /// Refund or charge a past grant.
@@ -172,20 +205,63 @@ impl Gcra {
     /// [`Algorithm::earliest`] for an `n` already known to fit the capacity.
     #[inline]
     pub(crate) fn earliest_fit(&self, n: u64, now: Nanos) -> Nanos {
-        let q = &self.quota;
-        let t = self.schedule.effective(now);
-        let now_s = Schedule::scaled(t, q);
-        let cap = self.capacity();
-        let pushed = self
-            .schedule
-            .tat
-            .max(now_s)
-            .saturating_add(Schedule::cost(n, q));
-        if pushed <= now_s.saturating_add(cap) {
-            return t;
+        let step = self.schedule.step(now, &self.quota);
+        match self.conforms(n, &step) {
+            Ok(()) => step.at,
+            Err(at) => at,
         }
-        // Fits at the first t with pushed <= t * amount + cap.
-        div_ceil_sat(pushed - cap, u128::from(q.amount()))
+    }
+
+    /// How far the TAT may run ahead of the decision instant for `n` more units to fit: the burst
+    /// less `n`, in scaled units. `n` must be at most the burst.
+    ///
+    /// This is the bucket test `max(tat, t) + n * window <= t + burst * window` (all scaled),
+    /// rearranged as `max(tat - t, 0) <= (burst - n) * window`: the same integers, but nothing to
+    /// saturate and one multiplication fewer.
+    #[inline]
+    fn slack(&self, n: u64) -> u128 {
+        debug_assert!(n <= self.quota.burst());
+        Schedule::cost(self.quota.burst() - n, &self.quota)
+    }
+
+    /// Whether `n` units (at most the burst) fit at `step`; if not, the instant they would.
+    /// Exact: the first `t` with `tat <= t * amount + slack`, rounded up.
+    #[inline]
+    fn conforms(&self, n: u64, step: &Step) -> Result<(), Nanos> {
+        let slack = self.slack(n);
+        if step.backlog <= slack {
+            return Ok(());
+        }
+        // Here tat > at_s + slack: the difference is positive and below `tat`.
+        Err(div_ceil_sat(
+            self.schedule.tat - slack,
+            u128::from(self.quota.amount()),
+        ))
+    }
+
+    /// The grant of `n` units at exactly `now`, if it can be made then: within the burst, nothing
+    /// granted after `now`, and the backlog within the slack. `None` exactly when
+    /// [`Algorithm::try_take`] would refuse, and [`earliest_within`](Self::earliest_within) would
+    /// say something other than `now`. [`commit`](Self::commit) records it.
+    #[inline]
+    pub(crate) fn admit_now(&self, n: u64, now: Nanos) -> Option<Step> {
+        if n > self.quota.burst() || self.schedule.latest > now {
+            return None;
+        }
+        let step = self.schedule.step(now, &self.quota);
+        (step.backlog <= self.slack(n)).then_some(step)
+    }
+
+    /// Records the `n` units that [`admit_now`](Self::admit_now) admitted, on this very state.
+    #[inline]
+    pub(crate) fn commit(&mut self, n: u64, step: Step) -> Ticket {
+        self.schedule.commit(n, step, &self.quota)
+    }
+
+    /// [`Algorithm::earliest`] with no error to build: `None` when `n` exceeds the burst.
+    #[inline]
+    pub(crate) fn earliest_within(&self, n: u64, now: Nanos) -> Option<Nanos> {
+        (n <= self.quota.burst()).then(|| self.earliest_fit(n, now))
     }
 
     /// A full bucket enforcing `quota`.
@@ -221,6 +297,23 @@ impl Algorithm for Gcra {
     #[inline]
     fn record(&mut self, n: u64, at: Nanos, _now: Nanos) -> Ticket {
         self.schedule.record(n, at, &self.quota)
+    }
+
+    /// As the trait's default (check, then record at `now`), but the grant is worked out once.
+    #[inline]
+    fn try_take(&mut self, n: u64, now: Nanos) -> Result<Ticket, TakeError> {
+        super::check_cost(n, self.max_cost(), self.quota.window())?;
+        let step = self.schedule.step(now, &self.quota);
+        let at = match self.conforms(n, &step) {
+            Ok(()) => step.at,
+            Err(at) => at,
+        };
+        if at > now {
+            return Err(TakeError::Wait {
+                retry_after: at - now,
+            });
+        }
+        Ok(self.schedule.commit(n, step, &self.quota))
     }
 
     fn adjust(&mut self, ticket: &mut Ticket, actual: u64, _now: Nanos) {
@@ -261,7 +354,6 @@ impl Algorithm for Gcra {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::TakeError;
     use crate::time::{NANOS_PER_MINUTE, NANOS_PER_SEC};
 
     fn gcra(amount: u64, window: Nanos, burst: u64) -> Gcra {

@@ -24,6 +24,7 @@ mod sliding_log;
 pub use concurrency::{Concurrency, ConcurrencyError};
 pub use fixed_window::FixedWindow;
 pub use gcra::Gcra;
+pub(crate) use gcra::Step;
 pub use leaky_bucket::LeakyBucket;
 pub use quota::{MAX_AMOUNT, MAX_WINDOW, Quota};
 pub use sliding_counter::SlidingWindowCounter;

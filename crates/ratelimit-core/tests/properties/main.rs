@@ -5,6 +5,7 @@
 //! setting `PROPTEST_CASES`.
 
 mod buckets;
+mod gcra_policies;
 mod model;
 mod policy;
 mod windows;

@@ -13,11 +13,13 @@ use crate::model::{
 #[derive(Debug, Clone)]
 struct Setup {
     rpm: (u64, u64),       // amount, window (gcra, burst = amount)
-    tpm: (u64, u64),       // sliding log
-    itpm: (u64, u64),      // fixed window
+    tpm: (u64, u64),       // sliding log (gcra, burst = amount, if `gcra_only`)
+    itpm: (u64, u64),      // fixed window (gcra, burst = amount, if `gcra_only`)
     otpm: (u64, u64, u64), // gcra with burst
     burndown: u64,
     concurrency: Option<u64>,
+    /// Every limit GCRA: the policy's fast path decides (the mixed policy takes the general one).
+    gcra_only: bool,
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
@@ -28,19 +30,28 @@ fn setup() -> impl Strategy<Value = Setup> {
         (20..=300u64, 100..=3_000u64, 1..=300u64),
         1..=5u64,
         proptest::option::of(1..=3u64),
+        any::<bool>(),
     )
-        .prop_map(|(rpm, tpm, itpm, otpm, burndown, concurrency)| Setup {
-            rpm,
-            tpm,
-            itpm,
-            otpm,
-            burndown,
-            concurrency,
-        })
+        .prop_map(
+            |(rpm, tpm, itpm, otpm, burndown, concurrency, gcra_only)| Setup {
+                rpm,
+                tpm,
+                itpm,
+                otpm,
+                burndown,
+                concurrency,
+                gcra_only,
+            },
+        )
 }
 
 impl Setup {
     fn build(&self) -> Policy {
+        let (tokens, input) = if self.gcra_only {
+            (AlgorithmKind::Gcra, AlgorithmKind::Gcra)
+        } else {
+            (AlgorithmKind::SlidingWindowLog, AlgorithmKind::FixedWindow)
+        };
         let mut b = Policy::builder()
             .limit(Limit::new(
                 Resource::Requests,
@@ -53,7 +64,7 @@ impl Setup {
                     self.tpm.0,
                     Duration::from_nanos(self.tpm.1),
                 )
-                .algorithm(AlgorithmKind::SlidingWindowLog),
+                .algorithm(tokens),
             )
             .limit(
                 Limit::new(
@@ -61,7 +72,7 @@ impl Setup {
                     self.itpm.0,
                     Duration::from_nanos(self.itpm.1),
                 )
-                .algorithm(AlgorithmKind::FixedWindow),
+                .algorithm(input),
             )
             .limit(
                 Limit::new(
@@ -100,6 +111,14 @@ impl Setup {
     /// The joint earliest instant from the per-dimension models.
     fn earliest(&self, h: &[Vec<Grant>; 4], c: &Cost, from: u64) -> u64 {
         let a = self.amounts(c);
+        if self.gcra_only {
+            // Four bucket constraints: the joint instant is the latest of their earliest instants.
+            let (r, t, i, o) = (self.rpm, self.tpm, self.itpm, self.otpm);
+            return bucket_earliest(&h[0], a[0], from, r.0, r.1, r.0)
+                .max(bucket_earliest(&h[1], a[1], from, t.0, t.1, t.0))
+                .max(bucket_earliest(&h[2], a[2], from, i.0, i.1, i.0))
+                .max(bucket_earliest(&h[3], a[3], from, o.0, o.1, o.2));
+        }
         let fixed = {
             let k = from / self.itpm.1;
             if used_in_aligned(&h[2], k, self.itpm.1) + a[2] <= self.itpm.0 {
@@ -152,6 +171,10 @@ impl Setup {
     fn check_limits(&self, h: &[Vec<Grant>; 4]) -> Result<(), String> {
         bucket_history_conforms(&h[0], self.rpm.0, self.rpm.1, self.rpm.0)?;
         bucket_history_conforms(&h[3], self.otpm.0, self.otpm.1, self.otpm.2)?;
+        if self.gcra_only {
+            bucket_history_conforms(&h[1], self.tpm.0, self.tpm.1, self.tpm.0)?;
+            return bucket_history_conforms(&h[2], self.itpm.0, self.itpm.1, self.itpm.0);
+        }
         if let Some(g) = h[1].last() {
             let used = used_in_window(&h[1], g.t, self.tpm.1);
             if used > self.tpm.0 {
@@ -212,6 +235,23 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     proptest::collection::vec(op, 1..50)
 }
 
+/// A request refused until `at` is admitted at `at` by every rate limit, and not a nanosecond
+/// before (the exact boundary of every limit's test).
+fn waiting_it_out_is_enough(policy: &Policy, cost: &Cost, at: u64) -> Result<(), TestCaseError> {
+    let early = policy.clone().try_take(cost, at - 1);
+    prop_assert!(
+        matches!(early, Err(Rejection::RateLimited { retry_after: 1, .. })),
+        "a nanosecond early must be refused for a nanosecond: {early:?}"
+    );
+    prop_assert_eq!(policy.clone().try_take(cost, at), Ok(()));
+    let acquired = policy.clone().try_acquire(cost, at).map(|_| ());
+    prop_assert!(
+        matches!(acquired, Ok(()) | Err(Rejection::ConcurrencyFull)),
+        "the rate limits must admit at {at}: {acquired:?}"
+    );
+    Ok(())
+}
+
 struct Held {
     reservation: Reservation,
     started: bool,
@@ -263,6 +303,7 @@ proptest! {
                             Err(Rejection::RateLimited { retry_after, .. }) => {
                                 prop_assert_eq!(now + retry_after, e);
                                 prop_assert_eq!(before, policy.status(now), "a denial changes nothing");
+                                waiting_it_out_is_enough(&policy, cost, now + retry_after)?;
                                 continue;
                             }
                             Err(Rejection::ConcurrencyFull) => {
@@ -352,6 +393,9 @@ proptest! {
                 let took = a.try_take(cost, now);
                 let acquired = b.try_acquire(cost, now).map(|r| b.release(r));
                 prop_assert_eq!(took, acquired);
+                if let Err(Rejection::RateLimited { retry_after, .. }) = took {
+                    waiting_it_out_is_enough(&a, cost, now + retry_after)?;
+                }
                 prop_assert_eq!(a.status(now), b.status(now));
             }
         }
