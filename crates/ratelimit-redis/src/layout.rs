@@ -206,24 +206,26 @@ impl Plan {
         self.policy.limits().count()
     }
 
-    /// The keys the script needs for the budget with hash tag `tag` (`{prefix:name:key}`).
-    pub(crate) fn keys(&self, tag: &str) -> Vec<String> {
-        let key = |suffix: &str| {
-            let mut k = String::with_capacity(tag.len() + 1 + suffix.len());
-            k.push_str(tag);
-            k.push(':');
+    /// The keys the script needs for `key`'s budget, whose hash tag is `{tag_head}{key}}` (the
+    /// head being `{prefix:name:`).
+    pub(crate) fn keys(&self, tag_head: &str, key: &str) -> Vec<String> {
+        let name = |suffix: &str| {
+            let mut k = String::with_capacity(tag_head.len() + key.len() + 2 + suffix.len());
+            k.push_str(tag_head);
+            k.push_str(key);
+            k.push_str("}:");
             k.push_str(suffix);
             k
         };
         let mut keys = Vec::with_capacity(2 + 2 * self.logs.len());
-        keys.push(key("state"));
+        keys.push(name("state"));
         if self.concurrency.is_some() {
-            keys.push(key("slots"));
+            keys.push(name("slots"));
         }
         for i in &self.logs {
             // Sliding logs: entries by time and by running total.
-            keys.push(key(&format!("t{i}")));
-            keys.push(key(&format!("c{i}")));
+            keys.push(name(&format!("t{i}")));
+            keys.push(name(&format!("c{i}")));
         }
         keys
     }
@@ -314,7 +316,7 @@ mod tests {
             lease,
         )
         .unwrap();
-        assert_eq!(plain.keys("{p:n:k}"), vec!["{p:n:k}:state"]);
+        assert_eq!(plain.keys("{p:n:", "k"), vec!["{p:n:k}:state"]);
         assert_eq!(plain.limits(), 2);
         // The layout: concurrency max, lease, sliding logs; then five numbers per limit.
         let numbers = unpack(plain.packed.bytes()).unwrap();
@@ -336,7 +338,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            full.keys("{p:n:k}"),
+            full.keys("{p:n:", "k"),
             vec!["{p:n:k}:state", "{p:n:k}:slots", "{p:n:k}:t2", "{p:n:k}:c2"]
         );
         let numbers = unpack(full.packed.bytes()).unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ratelimit_core::algorithm::Status;
-use ratelimit_core::{ConfigError, Cost, Decision, LimitId, LimitState, Policy};
+use ratelimit_core::{ConfigError, Cost, Decision, LimitId, LimitState, MAX_LIMITS, Policy};
 use ratelimit_limiter::{
     AcquireError, BackendError, Limiter, Permit, PermitHandle, Request, Stats, StatsRecorder,
 };
@@ -340,13 +340,14 @@ impl RedisLimiter {
         Arc::clone(&self.inner.plan.lock())
     }
 
-    /// Each limit's amount of `cost`, in the policy's order.
-    fn amounts(plan: &Plan, cost: &Cost) -> Vec<u64> {
+    /// Each limit's amount of `cost`, in the policy's order (the first `plan.limits()`).
+    fn amounts(plan: &Plan, cost: &Cost) -> [u64; MAX_LIMITS] {
         let policy = &plan.policy;
-        policy
-            .limits()
-            .map(|(_, l)| policy.amount(l.resource(), cost))
-            .collect()
+        let mut amounts = [0; MAX_LIMITS];
+        for (a, (_, l)) in amounts.iter_mut().zip(policy.limits()) {
+            *a = policy.amount(l.resource(), cost);
+        }
+        amounts
     }
 
     /// Runs operation `op` of the script on `key`'s budget with its numbers and permit id (empty:
@@ -367,11 +368,7 @@ impl RedisLimiter {
                 ));
             }
         }
-        let mut tag = String::with_capacity(self.inner.tag_head.len() + key.len() + 1);
-        tag.push_str(&self.inner.tag_head);
-        tag.push_str(key);
-        tag.push('}');
-        let keys = plan.keys(&tag);
+        let keys = plan.keys(&self.inner.tag_head, key);
         let full: [&[u8]; 4] = [
             op.as_bytes(),
             plan.packed.bytes(),
@@ -471,12 +468,13 @@ impl RedisLimiter {
             String::new()
         };
         let slots = request.cost.requests.max(1);
-        let amounts = Self::amounts(plan, &request.cost);
+        let all = Self::amounts(plan, &request.cost);
+        let amounts = &all[..plan.limits()];
         let mut nums = Packed::with_capacity(3 + amounts.len());
         nums.u(u64::from(mode))
             .u(u64::try_from(deadline.as_micros()).unwrap_or(u64::MAX))
             .u(slots);
-        for a in &amounts {
+        for a in amounts {
             nums.u(*a);
         }
         let r = self
@@ -781,16 +779,17 @@ impl PermitHandle for RedisPermit {
             return Ok(());
         };
         let plan = self.limiter.plan();
-        let want = RedisLimiter::amounts(&plan, &actual);
+        let all = RedisLimiter::amounts(&plan, &actual);
+        let want = &all[..plan.limits()];
         let mut nums = Packed::with_capacity(3 * want.len());
-        for (s, w) in grant.slices.iter().zip(&want) {
+        for (s, w) in grant.slices.iter().zip(want) {
             nums.u(s.held).u(*w).i(s.mark);
         }
         let r = self
             .limiter
             .call(&plan, &grant.key, "adjust", &nums, "")
             .await?;
-        for (i, (s, w)) in grant.slices.iter_mut().zip(&want).enumerate() {
+        for (i, (s, w)) in grant.slices.iter_mut().zip(want).enumerate() {
             s.held = *w;
             if let Some(mark) = r.get(2 + i) {
                 s.mark = *mark;

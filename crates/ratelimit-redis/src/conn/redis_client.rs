@@ -64,7 +64,14 @@ impl RedisRsConn {
 
 /// `EVALSHA sha` or `EVAL script`, then the keys and the arguments.
 fn script_cmd(verb: &str, script: &str, keys: &[String], args: &[&[u8]]) -> redis::Cmd {
-    let mut cmd = redis::cmd(verb);
+    // Sized once: growing the buffers argument by argument would reallocate them several times.
+    let bytes = verb.len()
+        + script.len()
+        + 4
+        + keys.iter().map(String::len).sum::<usize>()
+        + args.iter().map(|a| a.len()).sum::<usize>();
+    let mut cmd = redis::Cmd::with_capacity(3 + keys.len() + args.len(), bytes);
+    cmd.arg(verb);
     cmd.arg(script).arg(keys.len());
     for k in keys {
         cmd.arg(k.as_str());
