@@ -234,9 +234,10 @@ if X[LB + 3] > 0 then
     return tonumber(redis.call('ZSCORE', KEYS[LK[i] + 1], last[1]))
   end
 
-  -- Drops the entries no decision can need again (time never runs back past now).
-  log_expire = function(X, LK, i, lo, so, now)
-    local gone = log_left(X, LK, i, lo, so, now)
+  -- Drops the entries no decision can need again (time never runs back past now). `gone` is
+  -- log_left at now, if the caller has it.
+  log_expire = function(X, LK, i, lo, so, now, gone)
+    gone = gone or log_left(X, LK, i, lo, so, now)
     if gone > X[so + 2] then
       redis.call('ZREMRANGEBYSCORE', KEYS[LK[i]], '-inf', now - X[lo + 3])
       redis.call('ZREMRANGEBYSCORE', KEYS[LK[i] + 1], '-inf', gone)
@@ -283,6 +284,7 @@ if op == 'acquire' then
   if horizon > at then at = horizon end
   if paused > at then at = paused end
   local limiting = 0
+  local left_now = LK and {} -- each log's log_left at now, when computed here
   local lo, so = LB + 3, 5
   for i = 1, D do
     local kind, scale, emission, cap, amount = X[lo + 1], X[lo + 3], X[lo + 4], X[lo + 5], A[3 + i]
@@ -305,7 +307,9 @@ if op == 'acquire' then
     else
       -- The earliest instant at which the amount fits the log.
       local b = X[so + 1]
-      if b - log_left(X, LK, i, lo, so, at) + amount > cap then
+      local left = log_left(X, LK, i, lo, so, at)
+      if at == now then left_now[i] = left end
+      if b - left + amount > cap then
         local first = redis.call('ZRANGEBYSCORE', KEYS[LK[i] + 1], b + amount - cap, '+inf', 'LIMIT', 0, 1)
         local leaves = tonumber(redis.call('ZSCORE', KEYS[LK[i]], first[1])) + scale
         if leaves > at then e = leaves end
@@ -355,7 +359,7 @@ if op == 'acquire' then
       X[so + 1] = b + amount
       if (w + 1) * scale > full then full = (w + 1) * scale end
     else
-      log_expire(X, LK, i, lo, so, now)
+      log_expire(X, LK, i, lo, so, now, left_now[i])
       reply[r + 1], reply[r + 2], reply[r + 3] = X[so + 1], X[so + 2], seq
       local member = string.format('%d', seq)
       X[so + 1] = X[so + 1] + amount
