@@ -9,6 +9,13 @@
 //!
 //! Rounding only ever makes the limit stricter: a window that is not a whole number of ticks is
 //! rounded up (a slightly slower rate), and Redis time is read down to the tick.
+//!
+//! Numbers travel to and from the script packed, as little-endian doubles ([`Packed`],
+//! [`unpack`]): every one is an integer below 2^53, so a double holds it exactly, and the script
+//! reads and writes them without any decimal conversion. A [`Plan`] is everything calls need from
+//! one policy, the packed layout included, computed once per policy change.
+
+use std::time::Duration;
 
 use ratelimit_core::{AlgorithmKind, Limit, Policy};
 
@@ -108,6 +115,122 @@ pub(crate) fn layout(policy: &Policy) -> Result<Vec<DimLayout>, RedisLimiterErro
         .collect()
 }
 
+/// The largest integer a double holds exactly, with every smaller one.
+const MAX_EXACT: u64 = (1 << 53) - 1;
+
+/// Numbers packed for the script: little-endian doubles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Packed(Vec<u8>);
+
+impl Packed {
+    /// Room for `n` numbers.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(8 * n))
+    }
+
+    /// Appends a count, an amount or an instant. Beyond 2^53 - 1 (no limit or instant here comes
+    /// near it) it is capped there, which every limit refuses as too large.
+    pub(crate) fn u(&mut self, x: u64) -> &mut Self {
+        self.0
+            .extend_from_slice(&(x.min(MAX_EXACT) as f64).to_le_bytes());
+        self
+    }
+
+    /// Appends a signed number (capped to +-(2^53 - 1) likewise).
+    pub(crate) fn i(&mut self, x: i64) -> &mut Self {
+        let capped = x.clamp(-(MAX_EXACT as i64), MAX_EXACT as i64);
+        self.0.extend_from_slice(&(capped as f64).to_le_bytes());
+        self
+    }
+
+    /// The bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The numbers of a packed reply, or `None` if it is not one.
+pub(crate) fn unpack(bytes: &[u8]) -> Option<Vec<i64>> {
+    if bytes.len() % 8 != 0 {
+        return None;
+    }
+    bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let x = f64::from_le_bytes(c.try_into().ok()?);
+            // Every number the script returns is an integer below 2^53.
+            (x.fract() == 0.0 && x.abs() <= MAX_EXACT as f64).then_some(x as i64)
+        })
+        .collect()
+}
+
+/// Everything calls need from one policy, computed once per policy change.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The policy.
+    pub(crate) policy: Policy,
+    /// Its concurrency limit.
+    pub(crate) concurrency: Option<u64>,
+    /// The layout as the script reads it (its `ARGV[2]`).
+    pub(crate) packed: Packed,
+    /// The 1-based indices of the limits that are sliding logs, in order.
+    logs: Vec<usize>,
+}
+
+impl Plan {
+    /// Plans `policy`, whose concurrency slots are leased for `lease`.
+    pub(crate) fn new(policy: Policy, lease: Duration) -> Result<Self, RedisLimiterError> {
+        let dims = layout(&policy)?;
+        let concurrency = policy.concurrency().map(|c| c.max());
+        let logs: Vec<usize> = (1..=dims.len()).filter(|i| dims[i - 1].kind == 3).collect();
+        let mut packed = Packed::with_capacity(3 + 5 * dims.len());
+        packed
+            .u(concurrency.unwrap_or(0))
+            .u(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
+            .u(logs.len() as u64);
+        for d in &dims {
+            for x in d.args() {
+                packed.u(x);
+            }
+        }
+        Ok(Self {
+            policy,
+            concurrency,
+            packed,
+            logs,
+        })
+    }
+
+    /// The number of limits.
+    pub(crate) fn limits(&self) -> usize {
+        self.policy.limits().count()
+    }
+
+    /// The keys the script needs for `key`'s budget, whose hash tag is `{tag_head}{key}}` (the
+    /// head being `{prefix:name:`).
+    pub(crate) fn keys(&self, tag_head: &str, key: &str) -> Vec<String> {
+        let name = |suffix: &str| {
+            let mut k = String::with_capacity(tag_head.len() + key.len() + 2 + suffix.len());
+            k.push_str(tag_head);
+            k.push_str(key);
+            k.push_str("}:");
+            k.push_str(suffix);
+            k
+        };
+        let mut keys = Vec::with_capacity(2 + 2 * self.logs.len());
+        keys.push(name("state"));
+        if self.concurrency.is_some() {
+            keys.push(name("slots"));
+        }
+        for i in &self.logs {
+            // Sliding logs: entries by time and by running total.
+            keys.push(name(&format!("t{i}")));
+            keys.push(name(&format!("c{i}")));
+        }
+        keys
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +274,76 @@ mod tests {
         );
         let limit = limit.algorithm(AlgorithmKind::FixedWindow);
         assert_eq!(DimLayout::new(&limit, 10).unwrap().kind, 4);
+    }
+
+    #[test]
+    fn numbers_are_packed_exactly_as_little_endian_doubles() {
+        let mut p = Packed::default();
+        p.u(0).u(MAX_EXACT).i(-42).i(1_795_608_173_290_637);
+        assert_eq!(p.bytes().len(), 32);
+        assert_eq!(&p.bytes()[8..16], &(MAX_EXACT as f64).to_le_bytes());
+        assert_eq!(
+            unpack(p.bytes()),
+            Some(vec![0, MAX_EXACT as i64, -42, 1_795_608_173_290_637])
+        );
+        // Beyond 2^53 - 1 a number is capped there rather than rounded to something else.
+        let mut big = Packed::default();
+        big.u(u64::MAX).i(i64::MIN);
+        assert_eq!(
+            unpack(big.bytes()),
+            Some(vec![MAX_EXACT as i64, -(MAX_EXACT as i64)])
+        );
+    }
+
+    #[test]
+    fn a_reply_that_is_not_whole_integers_is_refused() {
+        assert_eq!(unpack(&[0; 7]), None);
+        assert_eq!(unpack(&0.5f64.to_le_bytes()), None);
+        assert_eq!(unpack(&f64::NAN.to_le_bytes()), None);
+        assert_eq!(unpack(&1e300f64.to_le_bytes()), None);
+        assert_eq!(unpack(&[]), Some(vec![]));
+    }
+
+    #[test]
+    fn a_plan_sends_only_the_keys_its_policy_needs() {
+        let lease = Duration::from_secs(600);
+        let plain = Plan::new(
+            Policy::builder()
+                .requests_per_minute(500)
+                .tokens_per_minute(90_000)
+                .build()
+                .unwrap(),
+            lease,
+        )
+        .unwrap();
+        assert_eq!(plain.keys("{p:n:", "k"), vec!["{p:n:k}:state"]);
+        assert_eq!(plain.limits(), 2);
+        // The layout: concurrency max, lease, sliding logs; then five numbers per limit.
+        let numbers = unpack(plain.packed.bytes()).unwrap();
+        assert_eq!(numbers.len(), 3 + 5 * 2);
+        assert_eq!(&numbers[..3], &[0, 600_000, 0]);
+        assert_eq!(numbers[3], 1, "gcra");
+
+        let full = Plan::new(
+            Policy::builder()
+                .requests_per_minute(500)
+                .limit(
+                    Limit::new(Resource::Tokens, 90_000, Duration::from_secs(60))
+                        .algorithm(AlgorithmKind::SlidingWindowLog),
+                )
+                .concurrency(4)
+                .build()
+                .unwrap(),
+            lease,
+        )
+        .unwrap();
+        assert_eq!(
+            full.keys("{p:n:", "k"),
+            vec!["{p:n:k}:state", "{p:n:k}:slots", "{p:n:k}:t2", "{p:n:k}:c2"]
+        );
+        let numbers = unpack(full.packed.bytes()).unwrap();
+        assert_eq!(&numbers[..3], &[4, 600_000, 1]);
+        assert_eq!(numbers[3 + 5], 3, "the second limit is a sliding log");
     }
 
     #[test]

@@ -22,11 +22,16 @@
 //!   rustls and the web PKI roots), a Redis Cluster, or independent servers sharded by consistent
 //!   hashing. [`RedisConfig::client`] picks the `redis` or the `fred` client (features of the same
 //!   names).
-//! - **Keys.** `{prefix:name:key}:state`, `:slots` and, for sliding logs, `:t<i>` and `:c<i>`:
-//!   one hash tag per budget,
-//!   so a budget's keys share a Cluster slot. Every key expires once the budget is fully
-//!   replenished (plus a minute), so idle budgets disappear.
-//! - **Script.** Loaded once and called by SHA; loaded again if the server lost it.
+//! - **Keys.** `{prefix:name:key}:state`, `:slots` (with a concurrency limit) and, for sliding
+//!   logs, `:t<i>` and `:c<i>`: one hash tag per budget, so a budget's keys share a Cluster slot.
+//!   Every key expires 30 to 60 seconds after the budget is fully replenished, so idle budgets
+//!   disappear. The state is a string of packed numbers (exact little-endian doubles) followed by
+//!   the policy's layout; a state written by an earlier version (a hash) is read and replaced on
+//!   the next write, so every process of a budget should be upgraded together.
+//! - **Script.** Called by SHA (`EVALSHA`), run with `EVAL` if the server lost it. Numbers travel
+//!   packed, never as decimal text, and a decision reads the state once and writes only its
+//!   numbers (`SETRANGE`), moving the key's expiry only when it must. Needs Redis 6.0 or later
+//!   (`KEEPTTL`).
 //! - **Failures.** Each call has a timeout and is retried with exponential backoff and full jitter;
 //!   then the [`FailurePolicy`] applies: refuse, grant, or enforce a share of the limit locally.
 //!   The limiter tries Redis again every [`RedisConfig::probe_interval`] and recovers by itself.

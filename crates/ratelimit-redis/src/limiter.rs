@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ratelimit_core::algorithm::Status;
-use ratelimit_core::{ConfigError, Cost, Decision, LimitId, LimitState, Policy};
+use ratelimit_core::{ConfigError, Cost, Decision, LimitId, LimitState, MAX_LIMITS, Policy};
 use ratelimit_limiter::{
     AcquireError, BackendError, Limiter, Permit, PermitHandle, Request, Stats, StatsRecorder,
 };
@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use crate::conn::ScriptConn;
 use crate::error::RedisLimiterError;
-use crate::layout::{DimLayout, layout};
+use crate::layout::{Packed, Plan, unpack};
 
 /// What a limiter does when Redis cannot be reached after its retries.
 ///
@@ -150,7 +150,10 @@ async fn open_cluster(
 struct Inner {
     conn: Arc<dyn ScriptConn>,
     config: RedisConfig,
-    policy: parking_lot::Mutex<(Policy, Vec<DimLayout>)>,
+    /// The policy and what the script needs of it; replaced whole when the policy changes.
+    plan: parking_lot::Mutex<Arc<Plan>>,
+    /// `{prefix:name:`, the start of every budget's hash tag.
+    tag_head: String,
     stats: StatsRecorder,
     /// Woken when this process releases a concurrency slot.
     released: Notify,
@@ -201,6 +204,7 @@ struct Grant {
     prev_horizon: i64,
     at: i64,
     slices: Vec<Slice>,
+    /// Names its concurrency leases (empty without a concurrency limit).
     permit_id: String,
     slots: u64,
 }
@@ -306,18 +310,19 @@ impl RedisLimiter {
             }
             .into());
         }
-        let dims = layout(&policy)?;
+        let plan = Plan::new(policy, config.lease)?;
         let fallback = match config.on_failure {
             FailurePolicy::LocalFallback { share } => Some(ratelimit_memory::MemoryLimiter::new(
-                scaled(&policy, share)?,
+                scaled(&plan.policy, share)?,
             )),
             _ => None,
         };
         Ok(Self {
             inner: Arc::new(Inner {
                 conn,
+                tag_head: format!("{{{}:{}:", config.prefix, config.name),
                 config,
-                policy: parking_lot::Mutex::new((policy, dims)),
+                plan: parking_lot::Mutex::new(Arc::new(plan)),
                 stats: StatsRecorder::new(),
                 released: Notify::new(),
                 cancels_in_flight: std::sync::atomic::AtomicUsize::new(0),
@@ -330,32 +335,31 @@ impl RedisLimiter {
         })
     }
 
-    /// The Redis key of the state of `key`'s budget (all of a budget's keys share its hash tag).
-    fn keys(&self, key: &str) -> Vec<String> {
-        let c = &self.inner.config;
-        let tag = format!("{{{}:{}:{}}}", c.prefix, c.name, key);
-        let dims = self.inner.policy.lock().1.len();
-        let mut keys = vec![format!("{tag}:state"), format!("{tag}:slots")];
-        for i in 1..=dims {
-            // Sliding logs: entries by time and by running total (unused by other algorithms).
-            keys.push(format!("{tag}:t{i}"));
-            keys.push(format!("{tag}:c{i}"));
-        }
-        keys
+    /// The current plan.
+    fn plan(&self) -> Arc<Plan> {
+        Arc::clone(&self.inner.plan.lock())
     }
 
-    fn head(&self, op: &str) -> (Vec<String>, Option<u64>) {
-        let guard = self.inner.policy.lock();
-        let (policy, dims) = &*guard;
-        let mut args = vec![op.to_owned(), dims.len().to_string()];
-        for d in dims {
-            args.extend(d.args().iter().map(u64::to_string));
+    /// Each limit's amount of `cost`, in the policy's order (the first `plan.limits()`).
+    fn amounts(plan: &Plan, cost: &Cost) -> [u64; MAX_LIMITS] {
+        let policy = &plan.policy;
+        let mut amounts = [0; MAX_LIMITS];
+        for (a, (_, l)) in amounts.iter_mut().zip(policy.limits()) {
+            *a = policy.amount(l.resource(), cost);
         }
-        (args, policy.concurrency().map(|c| c.max()))
+        amounts
     }
 
-    /// Runs the script with retries, backoff with full jitter, and a timeout per call.
-    async fn run(&self, key: &str, args: &[String]) -> Result<Vec<i64>, BackendError> {
+    /// Runs operation `op` of the script on `key`'s budget with its numbers and permit id (empty:
+    /// none), with retries; returns the reply's numbers.
+    async fn call(
+        &self,
+        plan: &Plan,
+        key: &str,
+        op: &str,
+        nums: &Packed,
+        permit: &str,
+    ) -> Result<Vec<i64>, BackendError> {
         if let Some(until) = *self.inner.down_until.lock() {
             if tokio::time::Instant::now() < until {
                 return Err(BackendError::new(
@@ -364,21 +368,44 @@ impl RedisLimiter {
                 ));
             }
         }
-        let result = self.run_with_retries(key, args).await;
-        let mut down = self.inner.down_until.lock();
-        match &result {
-            Ok(_) => {
-                if down.take().is_some() {
-                    tracing::info!("redis is back");
+        let keys = plan.keys(&self.inner.tag_head, key);
+        let full: [&[u8]; 4] = [
+            op.as_bytes(),
+            plan.packed.bytes(),
+            nums.bytes(),
+            permit.as_bytes(),
+        ];
+        let args = if permit.is_empty() {
+            &full[..3]
+        } else {
+            &full[..]
+        };
+        let result = self.run_with_retries(&keys, args).await;
+        {
+            let mut down = self.inner.down_until.lock();
+            match &result {
+                Ok(_) => {
+                    if down.take().is_some() {
+                        tracing::info!("redis is back");
+                    }
+                }
+                Err(_) => {
+                    *down = Some(tokio::time::Instant::now() + self.inner.config.probe_interval);
                 }
             }
-            Err(_) => *down = Some(tokio::time::Instant::now() + self.inner.config.probe_interval),
         }
-        result
+        let reply = result?;
+        unpack(&reply).ok_or_else(|| {
+            BackendError::new(format!("unexpected script reply {reply:?} to {op}"), None)
+        })
     }
 
-    async fn run_with_retries(&self, key: &str, args: &[String]) -> Result<Vec<i64>, BackendError> {
-        let keys = self.keys(key);
+    /// Runs the script with retries, backoff with full jitter, and a timeout per call.
+    async fn run_with_retries(
+        &self,
+        keys: &[String],
+        args: &[&[u8]],
+    ) -> Result<Vec<u8>, BackendError> {
         let c = &self.inner.config;
         let mut delay = c.backoff;
         let mut last = None;
@@ -388,7 +415,7 @@ impl RedisLimiter {
                 tokio::time::sleep(Duration::from_micros(jitter)).await;
                 delay = delay.saturating_mul(2);
             }
-            match tokio::time::timeout(c.call_timeout, self.inner.conn.run(&keys, args)).await {
+            match tokio::time::timeout(c.call_timeout, self.inner.conn.run(keys, args)).await {
                 Ok(Ok(reply)) => return Ok(reply),
                 Ok(Err(e)) => {
                     tracing::debug!(attempt, error = %e, "redis call failed");
@@ -403,17 +430,11 @@ impl RedisLimiter {
         Err(last.unwrap_or_else(|| BackendError::new("redis call failed", None)))
     }
 
-    fn amounts(&self, cost: &Cost) -> Vec<String> {
-        let guard = self.inner.policy.lock();
-        let policy = &guard.0;
-        policy
-            .limits()
-            .map(|(_, l)| policy.amount(l.resource(), cost).to_string())
-            .collect()
-    }
-
     /// Waits (briefly) for this process's pending give-backs to reach Redis.
     async fn settle_cancels(&self) {
+        if self.inner.cancels_in_flight.load(Ordering::Acquire) == 0 {
+            return;
+        }
         let limit = tokio::time::Instant::now() + self.inner.config.call_timeout;
         loop {
             let notified = self.inner.cancels_done.notified();
@@ -430,48 +451,50 @@ impl RedisLimiter {
 
     async fn try_once(
         &self,
+        plan: &Plan,
         request: &Request<'_>,
         mode: u8,
         deadline: Duration,
     ) -> Result<Outcome, BackendError> {
         self.settle_cancels().await;
-        let (mut args, conc) = self.head("acquire");
-        let permit_id = format!(
-            "{:x}-{:x}",
-            self.inner.instance,
-            self.inner.next_permit.fetch_add(1, Ordering::Relaxed)
-        );
+        // Leases are named after the permit; without a concurrency limit there are none.
+        let permit_id = if plan.concurrency.is_some() {
+            format!(
+                "{:x}-{:x}",
+                self.inner.instance,
+                self.inner.next_permit.fetch_add(1, Ordering::Relaxed)
+            )
+        } else {
+            String::new()
+        };
         let slots = request.cost.requests.max(1);
-        args.extend([
-            mode.to_string(),
-            u64::try_from(deadline.as_micros())
-                .unwrap_or(u64::MAX >> 12)
-                .to_string(),
-            conc.unwrap_or(0).to_string(),
-            slots.to_string(),
-            u64::try_from(self.inner.config.lease.as_millis())
-                .unwrap_or(u64::MAX >> 12)
-                .to_string(),
-            permit_id.clone(),
-        ]);
-        let amounts = self.amounts(&request.cost);
-        args.extend(amounts.iter().cloned());
-        let r = self.run(request.key, &args).await?;
+        let all = Self::amounts(plan, &request.cost);
+        let amounts = &all[..plan.limits()];
+        let mut nums = Packed::with_capacity(3 + amounts.len());
+        nums.u(u64::from(mode))
+            .u(u64::try_from(deadline.as_micros()).unwrap_or(u64::MAX))
+            .u(slots);
+        for a in amounts {
+            nums.u(*a);
+        }
+        let r = self
+            .call(plan, request.key, "acquire", &nums, &permit_id)
+            .await?;
         let bad = || BackendError::new(format!("unexpected script reply {r:?}"), None);
         let status = *r.first().ok_or_else(bad)?;
         match status {
             0 => {
-                let (now, at, seq, prev, started) = (r[1], r[2], r[3], r[4], r[5] == 1);
                 let d = amounts.len();
-                if r.len() != 6 + 4 * d {
+                if r.len() != 6 + 3 * d {
                     return Err(bad());
                 }
+                let (now, at, seq, prev, started) = (r[1], r[2], r[3], r[4], r[5] == 1);
                 let slices = (0..d)
                     .map(|i| Slice {
-                        held: amounts[i].parse().unwrap_or(0),
-                        backlog_before: r[6 + 4 * i],
-                        last_before: r[7 + 4 * i],
-                        mark: r[8 + 4 * i],
+                        held: amounts[i],
+                        backlog_before: r[6 + 3 * i],
+                        last_before: r[7 + 3 * i],
+                        mark: r[8 + 3 * i],
                     })
                     .collect();
                 Ok(Outcome::Granted {
@@ -499,8 +522,10 @@ impl RedisLimiter {
     /// Sleeps until the budget's pause (if any) is over, however often it is extended.
     async fn wait_out_pause(&self, key: &str) -> Result<(), BackendError> {
         loop {
-            let (args, _) = self.head("paused");
-            let r = self.run(key, &args).await?;
+            let plan = self.plan();
+            let r = self
+                .call(&plan, key, "paused", &Packed::default(), "")
+                .await?;
             let left = u64::try_from(r.get(2).copied().unwrap_or(0)).unwrap_or(0);
             if left == 0 {
                 return Ok(());
@@ -510,18 +535,20 @@ impl RedisLimiter {
     }
 
     /// Starts a reservation: claims its concurrency slots.
-    async fn start(&self, grant: &mut Grant, slots: u64) -> Result<bool, BackendError> {
-        let (mut args, conc) = self.head("start");
-        let Some(max) = conc else { return Ok(true) };
-        args.extend([
-            max.to_string(),
-            slots.to_string(),
-            u64::try_from(self.inner.config.lease.as_millis())
-                .unwrap_or(u64::MAX >> 12)
-                .to_string(),
-            grant.permit_id.clone(),
-        ]);
-        let r = self.run(&grant.key.clone(), &args).await?;
+    async fn start(
+        &self,
+        plan: &Plan,
+        grant: &mut Grant,
+        slots: u64,
+    ) -> Result<bool, BackendError> {
+        if plan.concurrency.is_none() {
+            return Ok(true);
+        }
+        let mut nums = Packed::with_capacity(1);
+        nums.u(slots);
+        let r = self
+            .call(plan, &grant.key, "start", &nums, &grant.permit_id)
+            .await?;
         if r.first() == Some(&0) {
             grant.slots = slots;
             Ok(true)
@@ -531,23 +558,21 @@ impl RedisLimiter {
     }
 
     async fn cancel(&self, grant: &Grant) -> Result<(), BackendError> {
-        let (mut args, _) = self.head("cancel");
-        args.extend([
-            grant.seq.to_string(),
-            grant.prev_horizon.to_string(),
-            grant.at.to_string(),
-            grant.permit_id.clone(),
-            grant.slots.to_string(),
-        ]);
+        let plan = self.plan();
+        let mut nums = Packed::with_capacity(4 + 4 * grant.slices.len());
+        nums.i(grant.seq)
+            .i(grant.prev_horizon)
+            .i(grant.at)
+            .u(grant.slots);
         for s in &grant.slices {
-            args.extend([
-                s.held.to_string(),
-                s.mark.to_string(),
-                s.backlog_before.to_string(),
-                s.last_before.to_string(),
-            ]);
+            nums.u(s.held)
+                .i(s.mark)
+                .i(s.backlog_before)
+                .i(s.last_before);
         }
-        self.run(&grant.key, &args).await.map(drop)
+        self.call(&plan, &grant.key, "cancel", &nums, &grant.permit_id)
+            .await
+            .map(drop)
     }
 
     fn permit(&self, grant: Grant, cost: Cost, waited: Duration) -> Permit {
@@ -595,7 +620,7 @@ impl RedisLimiter {
         try_only: bool,
     ) -> Result<Permit, AcquireError> {
         let cost = request.cost;
-        if let Err(e) = self.inner.policy.lock().0.check_size(&cost) {
+        if let Err(e) = self.plan().policy.check_size(&cost) {
             self.inner.stats.refused();
             return Err(AcquireError::TooLarge(e));
         }
@@ -612,11 +637,12 @@ impl RedisLimiter {
             let left = deadline.map_or(Duration::ZERO, |d| {
                 d.saturating_duration_since(tokio::time::Instant::now())
             });
-            let outcome = match self.try_once(&request, mode, left).await {
+            let plan = self.plan();
+            let outcome = match self.try_once(&plan, &request, mode, left).await {
                 Ok(o) => o,
                 Err(e) => return self.backend_failed(e, request, timeout, try_only).await,
             };
-            let (now, mut grant, started) = match outcome {
+            let (now, grant, started) = match outcome {
                 Outcome::Granted {
                     now,
                     grant,
@@ -631,12 +657,18 @@ impl RedisLimiter {
                     return Err(AcquireError::ConcurrencyFull);
                 }
             };
+            let wait = u64::try_from(grant.at - now).unwrap_or(0);
+            if wait == 0 && (started || plan.concurrency.is_none()) {
+                // Granted now, slots (if any) taken: nothing left that could be dropped midway.
+                let waited = started_at.elapsed();
+                self.inner.stats.granted(waited);
+                return Ok(self.permit(grant, cost, waited));
+            }
             // From here the grant holds capacity: give it back if this future is dropped.
             let mut guard = CancelGuard {
                 limiter: self.clone(),
-                grant: Some(grant.clone()),
+                grant: Some(grant),
             };
-            let wait = u64::try_from(grant.at - now).unwrap_or(0);
             if wait > 0 {
                 tokio::time::sleep(Duration::from_micros(wait)).await;
                 // A pause may have come while this reservation slept (a 429 seen by any process):
@@ -645,10 +677,10 @@ impl RedisLimiter {
                     return self.backend_failed(e, request, timeout, try_only).await;
                 }
             }
-            let has_slots = self.inner.policy.lock().0.concurrency().is_some();
-            if has_slots && !started {
+            if plan.concurrency.is_some() && !started {
                 let slots = cost.requests.max(1);
-                match self.start(&mut grant, slots).await {
+                let grant = guard.grant.as_mut().expect("armed");
+                match self.start(&plan, grant, slots).await {
                     Ok(true) => {}
                     Ok(false) => {
                         // No slot: give the rate capacity back rather than sit on it, wait for a
@@ -672,7 +704,7 @@ impl RedisLimiter {
                     Err(e) => return self.backend_failed(e, request, timeout, try_only).await,
                 }
             }
-            guard.grant = None;
+            let grant = guard.grant.take().expect("armed");
             let waited = started_at.elapsed();
             self.inner.stats.granted(waited);
             return Ok(self.permit(grant, cost, waited));
@@ -746,14 +778,19 @@ impl PermitHandle for RedisPermit {
         let Some(grant) = &mut self.grant else {
             return Ok(());
         };
-        let want = self.limiter.amounts(&actual);
-        let (mut args, _) = self.limiter.head("adjust");
-        for (s, w) in grant.slices.iter().zip(&want) {
-            args.extend([s.held.to_string(), w.clone(), s.mark.to_string()]);
+        let plan = self.limiter.plan();
+        let all = RedisLimiter::amounts(&plan, &actual);
+        let want = &all[..plan.limits()];
+        let mut nums = Packed::with_capacity(3 * want.len());
+        for (s, w) in grant.slices.iter().zip(want) {
+            nums.u(s.held).u(*w).i(s.mark);
         }
-        let r = self.limiter.run(&grant.key, &args).await?;
-        for (i, (s, w)) in grant.slices.iter_mut().zip(&want).enumerate() {
-            s.held = w.parse().unwrap_or(s.held);
+        let r = self
+            .limiter
+            .call(&plan, &grant.key, "adjust", &nums, "")
+            .await?;
+        for (i, (s, w)) in grant.slices.iter_mut().zip(want).enumerate() {
+            s.held = *w;
             if let Some(mark) = r.get(2 + i) {
                 s.mark = *mark;
             }
@@ -779,9 +816,13 @@ impl PermitHandle for RedisPermit {
         let limiter = self.limiter.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let (mut args, _) = limiter.head("release");
-                args.extend([grant.permit_id.clone(), grant.slots.to_string()]);
-                if let Err(e) = limiter.run(&grant.key, &args).await {
+                let plan = limiter.plan();
+                let mut nums = Packed::with_capacity(1);
+                nums.u(grant.slots);
+                let released = limiter
+                    .call(&plan, &grant.key, "release", &nums, &grant.permit_id)
+                    .await;
+                if let Err(e) = released {
                     tracing::warn!(error = %e, "could not release a concurrency slot; its lease will expire");
                 }
                 limiter.inner.released.notify_waiters();
@@ -822,13 +863,19 @@ impl Limiter for RedisLimiter {
     }
 
     async fn status(&self, key: &str) -> Result<Decision, BackendError> {
-        let (mut args, conc) = self.head("status");
-        args.push(conc.unwrap_or(0).to_string());
-        let r = self.run(key, &args).await?;
+        let plan = self.plan();
+        let r = self
+            .call(&plan, key, "status", &Packed::default(), "")
+            .await?;
+        if r.len() != 4 + 2 * plan.limits() {
+            return Err(BackendError::new(
+                format!("unexpected status reply {r:?}"),
+                None,
+            ));
+        }
         let bad = || BackendError::new(format!("unexpected status reply {r:?}"), None);
-        let (now, horizon, in_use) = (r.get(1).copied().ok_or_else(bad)?, r[2], r[3]);
-        let guard = self.inner.policy.lock();
-        let policy = &guard.0;
+        let (now, horizon, in_use) = (r[1], r[2], r[3]);
+        let policy = &plan.policy;
         let base = policy.status(0);
         let mut limits: Vec<LimitState> = Vec::new();
         for (i, state) in base.limits().iter().enumerate() {
@@ -862,28 +909,29 @@ impl Limiter for RedisLimiter {
     }
 
     async fn set_amount(&self, id: LimitId, amount: u64) -> Result<(), ConfigError> {
-        let mut guard = self.inner.policy.lock();
-        let mut policy = guard.0.clone();
+        let mut guard = self.inner.plan.lock();
+        let mut policy = guard.policy.clone();
         policy.set_amount(id, amount, 0)?;
-        let dims = layout(&policy).map_err(|e| ConfigError::Inconsistent {
-            field: "amount".into(),
-            reason: e.to_string(),
-        })?;
-        *guard = (policy, dims);
+        let plan =
+            Plan::new(policy, self.inner.config.lease).map_err(|e| ConfigError::Inconsistent {
+                field: "amount".into(),
+                reason: e.to_string(),
+            })?;
+        *guard = Arc::new(plan);
         Ok(())
     }
 
     async fn correct(&self, key: &str, id: LimitId, delta: i64) -> Result<(), BackendError> {
-        let (mut args, _) = self.head("correct");
-        let limits = args[1].parse::<usize>().unwrap_or(0);
-        if id.index() >= limits {
+        let plan = self.plan();
+        if id.index() >= plan.limits() {
             return Err(BackendError::new(
                 format!("no limit with id {} in this policy", id.index()),
                 None,
             ));
         }
-        args.extend([(id.index() + 1).to_string(), delta.to_string()]);
-        self.run(key, &args).await.map(drop)
+        let mut nums = Packed::with_capacity(2);
+        nums.u(id.index() as u64 + 1).i(delta);
+        self.call(&plan, key, "correct", &nums, "").await.map(drop)
     }
 
     async fn pause(&self, key: &str, duration: Duration) -> Result<(), BackendError> {
@@ -891,10 +939,11 @@ impl Limiter for RedisLimiter {
             // Should Redis fail during the pause, the local share honours it too.
             local.pause("", duration).await?;
         }
-        let (mut args, _) = self.head("pause");
-        let micros = u64::try_from(duration.as_nanos().div_ceil(1_000)).unwrap_or(u64::MAX >> 12);
-        args.push(micros.min(u64::MAX >> 12).to_string());
-        self.run(key, &args).await.map(drop)
+        let plan = self.plan();
+        let micros = u64::try_from(duration.as_nanos().div_ceil(1_000)).unwrap_or(u64::MAX);
+        let mut nums = Packed::with_capacity(1);
+        nums.u(micros);
+        self.call(&plan, key, "pause", &nums, "").await.map(drop)
     }
 
     fn stats(&self) -> Stats {

@@ -1,9 +1,11 @@
 //! The policy script on the `fred` crate: a reconnecting client, standalone or Cluster.
 
 use async_trait::async_trait;
+use fred::bytes::Bytes;
 use fred::prelude::{
     Builder, Client, ClientLike, Config, LuaInterface, ReconnectPolicy, ServerConfig,
 };
+use fred::types::{Key, Value};
 use ratelimit_limiter::BackendError;
 
 use super::{POLICY_SCRIPT, ScriptConn, backend_error};
@@ -12,7 +14,7 @@ use crate::error::RedisLimiterError;
 /// A `fred` client with the script's SHA1 at hand.
 pub(crate) struct FredConn {
     client: Client,
-    sha: String,
+    sha: fred::bytes_utils::Str,
 }
 
 impl FredConn {
@@ -62,26 +64,53 @@ impl FredConn {
     pub(crate) fn from_client(client: Client) -> Self {
         Self {
             client,
-            sha: fred::util::sha1_hash(POLICY_SCRIPT),
+            sha: fred::util::sha1_hash(POLICY_SCRIPT).into(),
         }
+    }
+}
+
+/// The keys and arguments of one call, as fred takes them (each copied once).
+fn request(keys: &[String], args: &[&[u8]]) -> (Vec<Key>, Vec<Value>) {
+    (
+        keys.iter().map(|k| Key::from(k.as_str())).collect(),
+        args.iter()
+            .map(|a| Value::Bytes(Bytes::copy_from_slice(a)))
+            .collect(),
+    )
+}
+
+/// The script's reply, a byte string.
+fn reply(value: Value) -> Result<Vec<u8>, BackendError> {
+    match value {
+        Value::Bytes(b) => Ok(b.into()),
+        // A reply that happens to be valid UTF-8.
+        Value::String(s) => Ok(s.as_bytes().to_vec()),
+        other => Err(BackendError::new(
+            format!("fred: unexpected script reply {other:?}"),
+            None,
+        )),
     }
 }
 
 #[async_trait]
 impl ScriptConn for FredConn {
-    async fn run(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, BackendError> {
+    async fn run(&self, keys: &[String], args: &[&[u8]]) -> Result<Vec<u8>, BackendError> {
+        let (k, a) = request(keys, args);
         match self
             .client
-            .evalsha::<Vec<i64>, _, _, _>(self.sha.as_str(), keys.to_vec(), args.to_vec())
+            .evalsha::<Value, _, _, _>(self.sha.clone(), k, a)
             .await
         {
-            Ok(r) => Ok(r),
+            Ok(r) => reply(r),
             // The server lost its scripts: EVAL sends the text and caches it again.
-            Err(e) if e.details().starts_with("NOSCRIPT") => self
-                .client
-                .eval::<Vec<i64>, _, _, _>(POLICY_SCRIPT, keys.to_vec(), args.to_vec())
-                .await
-                .map_err(|e| backend_error("fred", e)),
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                let (k, a) = request(keys, args);
+                self.client
+                    .eval::<Value, _, _, _>(POLICY_SCRIPT, k, a)
+                    .await
+                    .map_err(|e| backend_error("fred", e))
+                    .and_then(reply)
+            }
             Err(e) => Err(backend_error("fred", e)),
         }
     }

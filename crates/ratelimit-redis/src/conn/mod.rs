@@ -1,7 +1,8 @@
 //! The connection behind a limiter: runs the policy script on one of the two Rust clients.
 //!
-//! Both clients load the script once and call it by SHA (`EVALSHA`), loading it again when the
-//! server has lost its scripts (a restart, a failover, `SCRIPT FLUSH`).
+//! Both clients call the script by its SHA (`EVALSHA`) and, when the server has lost its scripts
+//! (a restart, a failover, `SCRIPT FLUSH`), run it with `EVAL`, which loads it again. Arguments are
+//! byte strings, copied once into the client's request.
 
 #[cfg(feature = "fred")]
 mod fred_client;
@@ -25,8 +26,8 @@ pub(crate) const POLICY_SCRIPT: &str = include_str!("../script/policy.lua");
 #[async_trait]
 pub(crate) trait ScriptConn: Send + Sync {
     /// Runs the script with these keys (all sharing one hash tag) and arguments; returns its
-    /// integer reply.
-    async fn run(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, BackendError>;
+    /// reply, a byte string.
+    async fn run(&self, keys: &[String], args: &[&[u8]]) -> Result<Vec<u8>, BackendError>;
 }
 
 /// Wraps a client error.

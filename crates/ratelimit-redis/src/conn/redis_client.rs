@@ -13,10 +13,10 @@ enum Conn {
     Cluster(ClusterConnection),
 }
 
-/// A `redis`-crate connection (standalone or Cluster) with the script ready.
+/// A `redis`-crate connection (standalone or Cluster) with the script's SHA1 at hand.
 pub(crate) struct RedisRsConn {
     conn: Conn,
-    script: redis::Script,
+    sha: String,
 }
 
 impl RedisRsConn {
@@ -39,35 +39,62 @@ impl RedisRsConn {
             .get_async_connection()
             .await
             .map_err(|e| RedisLimiterError::Connect(e.to_string()))?;
-        Ok(Self {
-            conn: Conn::Cluster(conn),
-            script: redis::Script::new(POLICY_SCRIPT),
-        })
+        Ok(Self::new(Conn::Cluster(conn)))
     }
 
     /// Uses an existing connection manager.
     pub(crate) fn from_manager(conn: ConnectionManager) -> Self {
+        Self::new(Conn::Single(conn))
+    }
+
+    fn new(conn: Conn) -> Self {
         Self {
-            conn: Conn::Single(conn),
-            script: redis::Script::new(POLICY_SCRIPT),
+            conn,
+            sha: redis::Script::new(POLICY_SCRIPT).get_hash().to_owned(),
+        }
+    }
+
+    async fn query(&self, cmd: &redis::Cmd) -> redis::RedisResult<Vec<u8>> {
+        match &self.conn {
+            Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
         }
     }
 }
 
+/// `EVALSHA sha` or `EVAL script`, then the keys and the arguments.
+fn script_cmd(verb: &str, script: &str, keys: &[String], args: &[&[u8]]) -> redis::Cmd {
+    // Sized once: growing the buffers argument by argument would reallocate them several times.
+    let bytes = verb.len()
+        + script.len()
+        + 4
+        + keys.iter().map(String::len).sum::<usize>()
+        + args.iter().map(|a| a.len()).sum::<usize>();
+    let mut cmd = redis::Cmd::with_capacity(3 + keys.len() + args.len(), bytes);
+    cmd.arg(verb);
+    cmd.arg(script).arg(keys.len());
+    for k in keys {
+        cmd.arg(k.as_str());
+    }
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd
+}
+
 #[async_trait]
 impl ScriptConn for RedisRsConn {
-    async fn run(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, BackendError> {
-        let mut invocation = self.script.prepare_invoke();
-        for k in keys {
-            invocation.key(k);
-        }
-        for a in args {
-            invocation.arg(a);
-        }
-        // `invoke_async` calls EVALSHA and, on NOSCRIPT, loads the script and retries.
-        let result = match &self.conn {
-            Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await,
-            Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+    async fn run(&self, keys: &[String], args: &[&[u8]]) -> Result<Vec<u8>, BackendError> {
+        let result = match self
+            .query(&script_cmd("EVALSHA", &self.sha, keys, args))
+            .await
+        {
+            // The server lost its scripts: EVAL sends the text and caches it again.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.query(&script_cmd("EVAL", POLICY_SCRIPT, keys, args))
+                    .await
+            }
+            other => other,
         };
         result.map_err(|e| backend_error("redis", e))
     }

@@ -34,7 +34,7 @@ fn tag(key: &str) -> &str {
 
 #[async_trait]
 impl ScriptConn for ShardedConn {
-    async fn run(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, BackendError> {
+    async fn run(&self, keys: &[String], args: &[&[u8]]) -> Result<Vec<u8>, BackendError> {
         let key = keys.first().map_or("", |k| tag(k));
         let conn = &self.conns[self.ring.server_of(key)];
         conn.run(keys, args).await
