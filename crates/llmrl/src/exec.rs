@@ -106,9 +106,11 @@ fn print_summary(summary: &Summary, client: &Client) {
     );
     let _ = writeln!(
         out,
-        "pace: {:.0} requests/min, {:.0} tokens/min; provider 429s: {}, retries: {}",
+        "pace: {:.0} requests/min, {:.0} tokens/min; waited for the limiter: {} ({:.0}%); provider 429s: {}, retries: {}",
         p.requests_per_minute(),
         p.tokens_per_minute(),
+        p.limited,
+        100.0 * p.hit_rate(),
         c.rate_limited,
         c.retries
     );

@@ -57,6 +57,8 @@ async fn run_sends_a_file_paced_reports_bad_lines_and_resumes() {
                     "--minute-secs",
                     "2",
                 ])
+                .arg("--metrics-file")
+                .arg(output.with_extension("prom"))
                 .env_remove("OPENAI_API_KEY")
                 .env_remove("OPENAI_BASE_URL")
                 .output()
@@ -75,6 +77,21 @@ async fn run_sends_a_file_paced_reports_bad_lines_and_resumes() {
     assert!(stdout.contains("30 succeeded, 0 failed"), "{stdout}");
     assert!(stdout.contains("skipped line 6: invalid JSON"), "{stdout}");
     assert!(stdout.contains("provider 429s: 0"), "{stdout}");
+    // 20 go at once; the 21st waits for the window to slide (the ones after it may not).
+    assert!(!stdout.contains("waited for the limiter: 0 "), "{stdout}");
+    let metrics = std::fs::read_to_string(output.with_extension("prom")).unwrap();
+    for series in [
+        "llm_batch_requests_total{outcome=\"success\"} 30",
+        "llm_batch_grants_total{waited=\"yes\"}",
+        "llm_batch_latency_seconds{quantile=\"0.99\"}",
+        "llm_batch_queue_depth",
+        "llm_client_attempts_total 30",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
     let results = std::fs::read_to_string(&output).unwrap();
     assert_eq!(results.lines().count(), 30);
     let stats = sim.stats();

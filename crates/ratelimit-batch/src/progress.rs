@@ -19,6 +19,7 @@ pub struct Progress {
     queued: AtomicU64,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    limited: AtomicU64,
     /// Latency of each finished request, waiting for the limiter included, in microseconds.
     latency: Mutex<Histogram<u64>>,
 }
@@ -46,6 +47,9 @@ pub struct Snapshot {
     pub prompt_tokens: u64,
     /// Completion tokens reported by the provider.
     pub completion_tokens: u64,
+    /// Requests that had to wait for the limiter before they could be sent (the rate-limit hit
+    /// count: `limited / (succeeded + failed)` is the hit rate).
+    pub limited: u64,
     /// Latency percentiles (p50, p95, p99), waiting for the limiter included.
     pub latency: [Duration; 3],
 }
@@ -67,6 +71,16 @@ impl Snapshot {
     #[must_use]
     pub fn tokens_per_minute(&self) -> f64 {
         per_minute(self.prompt_tokens + self.completion_tokens, self.elapsed)
+    }
+
+    /// The share of finished requests that had to wait for the limiter.
+    #[must_use]
+    pub fn hit_rate(&self) -> f64 {
+        if self.finished() == 0 {
+            0.0
+        } else {
+            self.limited as f64 / self.finished() as f64
+        }
     }
 
     /// Time left at the current pace, once there is a pace and a total.
@@ -108,6 +122,7 @@ impl Progress {
             queued: AtomicU64::new(0),
             prompt_tokens: AtomicU64::new(0),
             completion_tokens: AtomicU64::new(0),
+            limited: AtomicU64::new(0),
             latency: Mutex::new(
                 Histogram::new_with_bounds(1, 24 * 3_600 * 1_000_000, 3).expect("valid bounds"),
             ),
@@ -133,6 +148,7 @@ impl Progress {
             queued: load(&self.queued),
             prompt_tokens: load(&self.prompt_tokens),
             completion_tokens: load(&self.completion_tokens),
+            limited: load(&self.limited),
             latency,
         }
     }
@@ -148,6 +164,17 @@ impl Progress {
     pub(crate) fn malformed(&self) {
         self.malformed.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("llm_batch_malformed_lines_total").increment(1);
+    }
+
+    /// A request waited `waited` for its grant.
+    pub(crate) fn granted(&self, waited: std::time::Duration) {
+        let hit = !waited.is_zero();
+        if hit {
+            self.limited.fetch_add(1, Ordering::Relaxed);
+        }
+        metrics::counter!("llm_batch_grants_total", "waited" => if hit { "yes" } else { "no" })
+            .increment(1);
+        metrics::histogram!("llm_batch_limiter_wait_seconds").record(waited.as_secs_f64());
     }
 
     pub(crate) fn queued(&self, delta: i64) {

@@ -245,7 +245,10 @@ impl Batch {
                         .priority(self.config.priority);
                     tokio::select! {
                         granted = l.acquire(request) => match granted {
-                            Ok(p) => Some(p),
+                            Ok(p) => {
+                                self.progress.granted(p.waited());
+                                Some(p)
+                            }
                             Err(e) => {
                                 self.finish(&results, item.id, Err(e.into()), started);
                                 continue;
