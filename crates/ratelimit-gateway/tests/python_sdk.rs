@@ -89,10 +89,13 @@ async fn the_official_python_sdk_chats_streams_and_retries_through_the_gateway()
     let bin = tokio::task::spawn_blocking(move || venv(&python))
         .await
         .expect("venv");
+    // Answers stream for about a second (5 output tokens, 200 ms each), so the stream that holds
+    // the tenant's one concurrency slot still holds it when the next call arrives, however slow
+    // the machine is.
     let upstream = sim(SimConfig {
         latency: Latency {
             base: std::time::Duration::from_millis(20),
-            per_output_token: std::time::Duration::ZERO,
+            per_output_token: std::time::Duration::from_millis(200),
         },
         ..SimConfig::default()
     })
