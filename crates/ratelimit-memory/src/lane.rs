@@ -179,9 +179,12 @@ impl Handle {
     ) -> Result<Permit, AcquireError> {
         let engine = &self.engine;
         let cost = request.cost;
-        let start = engine.clock.now();
-        let (id, _notify) = {
+        let (start, (id, _notify)) = {
             let mut state = self.lane.lock();
+            // Read the clock under the lock: read before it, another thread could grant at a
+            // later instant first, and this request would see the policy ahead of its `now` and
+            // be told to wait a few microseconds for nothing (refused outright with a timeout of 0).
+            let start = engine.clock.now();
             let why = match Self::try_now(&mut state, &cost, start) {
                 Fast::Granted(reservation) => {
                     drop(state);
@@ -212,7 +215,7 @@ impl Handle {
             }
             tracing::debug!(priority = ?request.priority, queued = state.queue.len(), "request waits its turn");
             engine.waiting.fetch_add(1, Ordering::Relaxed);
-            state.queue.push(request.priority, cost)
+            (start, state.queue.push(request.priority, cost))
         };
         let span = tracing::debug_span!(
             "rate_limit.wait",

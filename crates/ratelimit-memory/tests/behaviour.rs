@@ -431,3 +431,39 @@ async fn a_pause_moves_a_sleeping_head_and_its_line_behind_it() {
         "one per second from the end of the pause"
     );
 }
+
+/// Many threads asking at once, far below the limits, with no time to wait: every one is granted.
+/// (The clock used to be read before taking the lock, so a thread could find the policy already
+/// granted at a later instant by another one and be refused a wait of a few microseconds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_callers_far_below_the_limits_are_never_refused() {
+    let limiter = Arc::new(MemoryLimiter::new(
+        Policy::builder()
+            .requests_per_minute(100_000_000)
+            .tokens_per_minute(100_000_000_000)
+            .build()
+            .unwrap(),
+    ));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let limiter = Arc::clone(&limiter);
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0;
+            for _ in 0..2_000 {
+                match limiter
+                    .acquire_timeout(Request::new(Cost::request(100, 100)), Duration::ZERO)
+                    .await
+                {
+                    Ok(p) => drop(p),
+                    Err(_) => refused += 1,
+                }
+            }
+            refused
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        refused += t.await.unwrap();
+    }
+    assert_eq!(refused, 0, "refused far below the limits");
+}
