@@ -422,6 +422,105 @@ async fn a_stream_is_passed_through_and_its_grants_settled_to_the_reported_usage
 }
 
 #[tokio::test]
+async fn a_stream_without_include_usage_is_settled_and_its_client_sees_no_usage() {
+    let upstream = sim(SimConfig {
+        output: OutputTokens::Fixed(7),
+        ..SimConfig::default()
+    })
+    .await;
+    let config = r#"
+        settle = "usage"
+        [upstream]
+        base_url = "{upstream}"
+        api_key_env = "UPSTREAM_KEY"
+        [global]
+        tpm = 1000000
+        [[tenants]]
+        name = "a"
+        key_env = "KEY_A"
+        limits = { tpm = 10000 }
+        [[tenants]]
+        name = "b"
+        key_env = "KEY_B"
+        limits = { tpm = 10000 }
+    "#;
+    let gw = gateway(config, &upstream).await;
+    // The same request unstreamed, by the other tenant: its prompt's tokens.
+    let plain: serde_json::Value = gw
+        .chat("tenant-b-key", hello(500))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let prompt = plain["usage"]["prompt_tokens"].as_u64().unwrap();
+
+    let mut body = hello(500);
+    body["stream"] = true.into();
+    let answer = gw.chat("tenant-a-key", body).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let text = answer.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let chunks: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(chunks.len() > 2, "{text}");
+    // Exactly what was asked for: no usage anywhere, no chunk without choices.
+    for chunk in &chunks {
+        assert!(chunk.get("usage").is_none(), "{chunk}");
+        assert!(!chunk["choices"].as_array().unwrap().is_empty(), "{chunk}");
+    }
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(!content.is_empty(), "{text}");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+
+    // The gateway asked for the usage: the grant settled to 7 output tokens, not 500.
+    let limits: serde_json::Value = gw
+        .http
+        .get(gw.url("/v1/limits"))
+        .bearer_auth("tenant-a-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let remaining = limits["levels"][0]["limits"][0]["remaining"]
+        .as_u64()
+        .unwrap();
+    let used = prompt + 7;
+    // The bucket refills 167 tokens a second meanwhile; kept at the estimate, 500 would be held.
+    assert!(
+        remaining >= 10_000 - used && remaining <= 10_000 - used + 100,
+        "{remaining} {used}"
+    );
+    let metrics = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gateway_tokens_total{tenant=\"a\",kind=\"output\"} 7"),
+        "{metrics}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn an_upstream_429_pauses_every_tenant() {
     let upstream = sim(SimConfig {
         rpm: Some(1),

@@ -2,6 +2,7 @@
 //! endpoints (`/v1/limits`, `/health`, `/metrics`).
 
 mod proxy;
+mod stream;
 
 use std::collections::HashMap;
 use std::future::Future;

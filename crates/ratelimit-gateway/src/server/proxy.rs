@@ -2,23 +2,20 @@
 //! the body, admit it on every budget, forward it with the upstream key, and settle the grants to
 //! the usage the answer reports (streamed answers when their stream ends).
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
-use futures_util::stream::{BoxStream, Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use ratelimit_client::proxy::{Counted, Endpoint, UsageWatch, settled_cost, usage_of};
+use ratelimit_client::proxy::{Counted, Endpoint, settled_cost, usage_of};
 use ratelimit_core::Cost;
 use ratelimit_limiter::{AcquireError, Permit};
 use ratelimit_openai::Estimate;
 use tokio::time::Instant;
 
+use super::stream::{SettlingStream, request_usage};
 use super::{Inner, Tenant, backend_unavailable};
 use crate::budgets::{Budgets, Level, Refusal, give_back};
 use crate::error::error_response;
@@ -119,7 +116,7 @@ async fn handle(
             return bad_request(&format!("Could not read the request body: {e}"));
         }
     };
-    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => {
             return bad_request(&format!(
@@ -127,10 +124,14 @@ async fn handle(
             ));
         }
     };
-    let Some(object) = value.as_object() else {
+    let Some(object) = value.as_object_mut() else {
         return bad_request("The request body must be a JSON object.");
     };
-    let Some(model) = object.get("model").and_then(serde_json::Value::as_str) else {
+    let Some(model) = object
+        .get("model")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+    else {
         return bad_request("`model` is required and must be a string.");
     };
     let Some(estimate) = endpoint.estimate(&gw.estimator, &bytes, None) else {
@@ -140,8 +141,16 @@ async fn handle(
         ));
     };
     let streaming = object.get("stream").and_then(serde_json::Value::as_bool) == Some(true);
+    // A stream settles to the usage its final chunk reports, which only comes when the request
+    // asks for it: ask for it, and take it out of the stream the client gets.
+    let usage_added = streaming && endpoint != Endpoint::Embeddings && request_usage(object);
+    let bytes = if usage_added {
+        Bytes::from(value.to_string())
+    } else {
+        bytes
+    };
 
-    let levels = gw.budgets.levels(tenant.index, Some(model));
+    let levels = gw.budgets.levels(tenant.index, Some(&model));
     let cost = Cost::request(estimate.input, estimate.output);
     tenant.metrics.queue.increment(1.0);
     let admitted = Budgets::admit(&levels, cost, tenant.priority, tenant.max_queue_time).await;
@@ -226,12 +235,7 @@ async fn handle(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
     if is_stream {
-        let stream = SettlingStream {
-            inner: answer.bytes_stream().boxed(),
-            watch: UsageWatch::new(),
-            pending: Some((settle, permits)),
-            settling: None,
-        };
+        let stream = SettlingStream::new(answer, usage_added, settle, permits);
         return builder
             .body(Body::from_stream(stream))
             .unwrap_or_else(|_| Response::new(Body::empty()));
@@ -316,7 +320,7 @@ async fn refused(gw: &Inner, tenant: &Tenant, levels: &[Level], refusal: Refusal
 }
 
 /// What settling a request's grants needs.
-struct Settlement {
+pub(super) struct Settlement {
     gw: Arc<Inner>,
     tenant: usize,
     estimate: Estimate,
@@ -325,7 +329,7 @@ struct Settlement {
 impl Settlement {
     /// Settles every grant to `usage` (without usage the estimates stay counted) and counts the
     /// tokens.
-    async fn run(self, permits: Vec<Permit>, usage: Option<Counted>) {
+    pub(super) async fn run(self, permits: Vec<Permit>, usage: Option<Counted>) {
         let cost = match usage {
             Some(u) => settled_cost(self.gw.settle, u, self.estimate),
             None => Cost::request(self.estimate.input, self.estimate.output),
@@ -342,50 +346,6 @@ impl Settlement {
         for mut permit in permits {
             if let Err(e) = permit.adjust(cost).await {
                 tracing::warn!(error = %e, "could not settle a grant; the estimate stays counted");
-            }
-        }
-    }
-}
-
-/// An event stream passed on chunk by chunk; when it ends, its grants are settled to the usage
-/// of its final chunk before the end is reported. Dropped before its end (the caller went away),
-/// the grants keep their estimates.
-struct SettlingStream {
-    inner: BoxStream<'static, Result<Bytes, reqwest::Error>>,
-    watch: UsageWatch,
-    pending: Option<(Settlement, Vec<Permit>)>,
-    settling: Option<BoxFuture<'static, ()>>,
-}
-
-impl Stream for SettlingStream {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            if let Some(settling) = &mut this.settling {
-                ready!(settling.as_mut().poll(cx));
-                this.settling = None;
-                return Poll::Ready(None);
-            }
-            if this.pending.is_none() {
-                return Poll::Ready(None);
-            }
-            match ready!(this.inner.poll_next_unpin(cx)) {
-                Some(Ok(bytes)) => {
-                    this.watch.feed(&bytes);
-                    return Poll::Ready(Some(Ok(bytes)));
-                }
-                Some(Err(e)) => {
-                    this.pending = None;
-                    return Poll::Ready(Some(Err(std::io::Error::other(e.without_url()))));
-                }
-                None => {
-                    if let Some((settle, permits)) = this.pending.take() {
-                        let usage = this.watch.usage();
-                        this.settling = Some(Box::pin(settle.run(permits, usage)));
-                    }
-                }
             }
         }
     }
