@@ -330,7 +330,7 @@ fn main() {
         ("upstream_accepted", upstream.accepted as f64),
     ];
     for (k, v) in &entries {
-        println!("gateway_overhead.{k} = {v:.1}");
+        eprintln!("gateway_overhead.{k} = {v:.1}");
     }
     // Every request reached the provider: the gateway's in front of it and the direct ones.
     assert_eq!(
