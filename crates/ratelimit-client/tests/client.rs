@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::{Reply, Server, chat_ok, error};
 use futures_util::StreamExt;
-use ratelimit_adaptive::{AdaptiveConfig, AdaptiveLimiter};
 use ratelimit_client::{Client, ClientError, RetryPolicy, Settle};
 use ratelimit_core::{Limit, Policy, Resource};
 use ratelimit_limiter::Limiter;
@@ -281,30 +280,8 @@ async fn a_stream_that_breaks_off_reports_it() {
 
 #[tokio::test]
 async fn adaptive_limits_follow_the_response_headers() {
-    let server = Server::start(
-        vec![],
-        Some(
-            Reply::json(200, chat_ok(12, 3))
-                .header("x-ratelimit-limit-requests", "5000")
-                .header("x-ratelimit-remaining-requests", "4999")
-                .header("x-ratelimit-limit-tokens", "2000000")
-                .header("x-ratelimit-remaining-tokens", "1999000"),
-        ),
-    )
-    .await;
-    let policy = Policy::builder()
-        .requests_per_minute(60)
-        .tokens_per_minute(10_000)
-        .build()
-        .unwrap();
-    let adaptive = Arc::new(
-        AdaptiveLimiter::new(
-            Arc::new(MemoryLimiter::new(policy.clone())),
-            &policy,
-            AdaptiveConfig::default(),
-        )
-        .unwrap(),
-    );
+    let server = common::server_with_limit_headers().await;
+    let adaptive = common::adaptive_from_a_guess();
     let c = Client::builder()
         .base_url(server.base_url())
         .adaptive(Arc::clone(&adaptive))

@@ -105,7 +105,6 @@ mod chain {
 
     use futures_util::StreamExt;
     use http::Extensions;
-    use ratelimit_adaptive::{AdaptiveConfig, AdaptiveLimiter};
     use ratelimit_client::{ClientError, RateLimit, Settle};
     use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 
@@ -453,30 +452,8 @@ mod chain {
 
     #[tokio::test]
     async fn adaptive_limits_follow_the_answers_headers() {
-        let server = Server::start(
-            vec![],
-            Some(
-                Reply::json(200, chat_ok(12, 3))
-                    .header("x-ratelimit-limit-requests", "5000")
-                    .header("x-ratelimit-remaining-requests", "4999")
-                    .header("x-ratelimit-limit-tokens", "2000000")
-                    .header("x-ratelimit-remaining-tokens", "1999000"),
-            ),
-        )
-        .await;
-        let policy = Policy::builder()
-            .requests_per_minute(60)
-            .tokens_per_minute(10_000)
-            .build()
-            .unwrap();
-        let adaptive = Arc::new(
-            AdaptiveLimiter::new(
-                Arc::new(MemoryLimiter::new(policy.clone())),
-                &policy,
-                AdaptiveConfig::default(),
-            )
-            .unwrap(),
-        );
+        let server = common::server_with_limit_headers().await;
+        let adaptive = common::adaptive_from_a_guess();
         let http = http(RateLimit::adaptive(adaptive.clone()));
         post(
             &http,

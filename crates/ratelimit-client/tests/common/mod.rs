@@ -142,3 +142,35 @@ pub(crate) fn chat_ok(prompt: u64, completion: u64) -> serde_json::Value {
 pub(crate) fn error(kind: &str, code: &str, message: &str) -> serde_json::Value {
     serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
 }
+
+/// A server answering every chat with OpenAI-style rate-limit headers (5,000 RPM, 2M TPM).
+pub(crate) async fn server_with_limit_headers() -> Server {
+    Server::start(
+        vec![],
+        Some(
+            Reply::json(200, chat_ok(12, 3))
+                .header("x-ratelimit-limit-requests", "5000")
+                .header("x-ratelimit-remaining-requests", "4999")
+                .header("x-ratelimit-limit-tokens", "2000000")
+                .header("x-ratelimit-remaining-tokens", "1999000"),
+        ),
+    )
+    .await
+}
+
+/// An adaptive limiter starting from a guess of 60 RPM and 10k TPM.
+pub(crate) fn adaptive_from_a_guess() -> std::sync::Arc<ratelimit_adaptive::AdaptiveLimiter> {
+    let policy = ratelimit_core::Policy::builder()
+        .requests_per_minute(60)
+        .tokens_per_minute(10_000)
+        .build()
+        .unwrap();
+    std::sync::Arc::new(
+        ratelimit_adaptive::AdaptiveLimiter::new(
+            std::sync::Arc::new(ratelimit_memory::MemoryLimiter::new(policy.clone())),
+            &policy,
+            ratelimit_adaptive::AdaptiveConfig::default(),
+        )
+        .unwrap(),
+    )
+}
