@@ -158,3 +158,42 @@ fn bad_arguments_fail_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/in.jsonl"));
 }
+
+#[test]
+fn demo_learns_the_limits_from_the_headers() {
+    // The guess (60 requests a window) is below the provider's 100: learning only raises it.
+    let out = llmrl()
+        .args([
+            "demo",
+            "--quiet",
+            "--learn",
+            "--requests",
+            "150",
+            "--rpm",
+            "100",
+            "--tpm",
+            "1000000",
+            "--window-secs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("150 succeeded, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("limits learned from the provider's headers"),
+        "{stdout}"
+    );
+    let rejected: u64 = stdout
+        .split("accepted, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the provider's 429 count");
+    assert!(rejected <= 3, "{rejected} 429s while learning: {stdout}");
+}
