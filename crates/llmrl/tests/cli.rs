@@ -11,6 +11,22 @@ fn llmrl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_llmrl"))
 }
 
+/// Runs `llmrl demo --quiet` with `args`; its stdout, after checking it succeeded.
+fn demo(args: &[&str]) -> String {
+    let out = llmrl()
+        .args(["demo", "--quiet"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn chat_line(id: &str) -> String {
     serde_json::json!({
         "custom_id": id, "url": "/v1/chat/completions",
@@ -109,27 +125,16 @@ async fn run_sends_a_file_paced_reports_bad_lines_and_resumes() {
 
 #[test]
 fn demo_runs_the_main_job_with_no_429() {
-    let out = llmrl()
-        .args([
-            "demo",
-            "--quiet",
-            "--requests",
-            "60",
-            "--rpm",
-            "30",
-            "--tpm",
-            "100000",
-            "--window-secs",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = demo(&[
+        "--requests",
+        "60",
+        "--rpm",
+        "30",
+        "--tpm",
+        "100000",
+        "--window-secs",
+        "2",
+    ]);
     assert!(stdout.contains("60 succeeded, 0 failed"), "{stdout}");
     assert!(stdout.contains("60 accepted, 0 answered 429"), "{stdout}");
 }
@@ -162,28 +167,17 @@ fn bad_arguments_fail_with_a_clear_message() {
 #[test]
 fn demo_learns_the_limits_from_the_headers() {
     // The guess (60 requests a window) is below the provider's 100: learning only raises it.
-    let out = llmrl()
-        .args([
-            "demo",
-            "--quiet",
-            "--learn",
-            "--requests",
-            "150",
-            "--rpm",
-            "100",
-            "--tpm",
-            "1000000",
-            "--window-secs",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = demo(&[
+        "--learn",
+        "--requests",
+        "150",
+        "--rpm",
+        "100",
+        "--tpm",
+        "1000000",
+        "--window-secs",
+        "2",
+    ]);
     assert!(stdout.contains("150 succeeded, 0 failed"), "{stdout}");
     assert!(
         stdout.contains("limits learned from the provider's headers"),
