@@ -8,12 +8,14 @@
 //!
 //! Groups:
 //! - `memory_try_take_uncontended`: "take one now" on a shared limiter with a real clock, always
-//!   allowed. Ours is `MemoryLimiter::try_take` on [`SystemClock`] (`std::time::Instant`).
-//!   `governor` is a direct limiter on its default clock (quanta, the CPU's TSC);
-//!   `governor_monotonic` the same on `MonotonicClock` (`std::time::Instant`, like ours).
+//!   allowed. Ours is `MemoryLimiter::try_take` on [`QuantaClock`] (the CPU's TSC through quanta).
+//!   `governor` is a direct limiter on its default clock (quanta too: the same clock);
+//!   `governor_monotonic` the same on `MonotonicClock` (`std::time::Instant`).
 //!   `leaky-bucket` is `try_acquire(1)` with the default builder settings, which are *fair*: a fair
 //!   limiter skips its lock-free fast path and takes its lock and reads the clock (tokio's
 //!   `Instant`) on every call, as ours does.
+//! - `memory_try_take_std_clock`: the same on `std::time::Instant` for both: ours on
+//!   [`SystemClock`], `governor` on its `MonotonicClock`.
 //! - `memory_try_acquire_permit`: ours only, the async `Limiter::try_acquire` returning a `Permit`
 //!   that is dropped at once, in a current-thread tokio runtime: the cost of the permit machinery
 //!   (boxed future, boxed permit handle, stats, release) on top of `try_take`.
@@ -25,13 +27,16 @@
 //!   the end: the overhead per grant, (measured - 10,000 / rate) / 10,000, the grant-to-grant gaps
 //!   and the stalls (gaps over 500 us: a head that slept on tokio's millisecond timer).
 //! - `keyed_decision_1m_keys`: one decision per call, cycling over 1,000,000 distinct `String` keys
-//!   (`user-000000` ..), every key already present. Ours is `KeyedLimiter` through the async
-//!   `Limiter::try_acquire` in a current-thread runtime (it has no synchronous keyed path): lookup,
-//!   decision, a `Permit` that is dropped. Governor is `RateLimiter::keyed` (DashMap, quanta clock)
-//!   `check_key`. Per-key quota: 1 per minute with a burst of 10^8, so every decision is allowed and
-//!   no key of ours becomes idle (and evictable) while the million keys are inserted.
+//!   (`user-000000` ..), every key already present. Ours is `KeyedLimiter::try_take` (synchronous,
+//!   no permit, on [`QuantaClock`]): lookup and decision. Governor is `RateLimiter::keyed`
+//!   (DashMap, quanta clock) `check_key`. Per-key quota: 1 per minute with a burst of 10^8, so
+//!   every decision is allowed and no key of ours becomes idle (and evictable) while the million
+//!   keys are inserted.
 //! - `keyed_decision_hot_key`: the same, always on one key, in fresh limiters (1,000,000,000 per
 //!   second per key).
+//! - `keyed_try_acquire_permit_hot_key`: ours only, the hot key through the async
+//!   `Limiter::try_acquire` in a current-thread runtime: lookup, decision, a `Permit` that is
+//!   dropped (what the client and gateway pay per key).
 //!
 //! Memory per key (not a criterion timing): before the groups, the bench inserts 1,000,000 keys
 //! into a governor keyed limiter and into our `KeyedLimiter` (one-limit policy, and RPM + TPM),
@@ -65,7 +70,7 @@ use governor::clock::MonotonicClock;
 use governor::{Quota as GQuota, RateLimiter};
 use ratelimit_core::{Cost, Limit, ManualClock, Policy, Resource};
 use ratelimit_limiter::{Limiter, Request};
-use ratelimit_memory::{KeyedConfig, KeyedLimiter, MemoryLimiter, SystemClock};
+use ratelimit_memory::{KeyedConfig, KeyedLimiter, MemoryLimiter, QuantaClock, SystemClock};
 use tokio::runtime::Runtime;
 
 // ---------------------------------------------------------------------------------------------
@@ -198,7 +203,13 @@ fn huge_policy() -> Policy {
         .expect("valid policy")
 }
 
+/// Ours on the same clock as governor's default.
 fn ours_direct() -> MemoryLimiter {
+    MemoryLimiter::with_clock(huge_policy(), Arc::new(QuantaClock::new()))
+}
+
+/// Ours on `std::time::Instant`.
+fn ours_std_clock() -> MemoryLimiter {
     MemoryLimiter::with_clock(huge_policy(), Arc::new(SystemClock::new()))
 }
 
@@ -250,6 +261,23 @@ fn try_take_uncontended(c: &mut Criterion) {
     group.bench_function("leaky-bucket", |b| {
         let limiter = leaky_bucket();
         b.iter(|| black_box(limiter.try_acquire(black_box(1))));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("memory_try_take_std_clock");
+    configure(&mut group);
+    group.bench_function("ours", |b| {
+        let limiter = ours_std_clock();
+        assert!(
+            limiter.try_take(&Cost::ONE_REQUEST).is_ok(),
+            "ours must allow"
+        );
+        b.iter(|| black_box(limiter.try_take(black_box(&Cost::ONE_REQUEST))));
+    });
+    group.bench_function("governor", |b| {
+        let limiter =
+            RateLimiter::direct_with_clock(GQuota::per_second(nz(HUGE_PER_SEC)), MonotonicClock);
+        b.iter(|| black_box(limiter.check()));
     });
     group.finish();
 }
@@ -477,7 +505,7 @@ fn ours_keyed(policy: Policy, max_keys: usize) -> KeyedLimiter {
     KeyedLimiter::with_clock(
         policy,
         KeyedConfig { max_keys },
-        Arc::new(SystemClock::new()),
+        Arc::new(QuantaClock::new()),
     )
 }
 
@@ -523,15 +551,9 @@ fn keyed_many(c: &mut Criterion) {
             assert_eq!(limiter.len(), n, "every key is held");
             limiter
         });
-        b.to_async(&rt).iter(|| {
+        b.iter(|| {
             let key = next_key(&ours_next, &keys);
-            async move {
-                black_box(
-                    limiter
-                        .try_acquire(Request::new(Cost::ONE_REQUEST).key(black_box(key)))
-                        .await,
-                )
-            }
+            black_box(limiter.try_take(black_box(key), black_box(&Cost::ONE_REQUEST)))
         });
         assert_eq!(limiter.len(), n, "no key was evicted");
     });
@@ -570,6 +592,22 @@ fn keyed_hot(c: &mut Criterion) {
     let mut group = c.benchmark_group("keyed_decision_hot_key");
     configure(&mut group);
     group.bench_function("ours", |b| {
+        let limiter = ours_keyed(huge_policy(), 16);
+        assert!(
+            limiter.try_take(&hot, &Cost::ONE_REQUEST).is_ok(),
+            "ours must allow"
+        );
+        b.iter(|| black_box(limiter.try_take(black_box(&hot), black_box(&Cost::ONE_REQUEST))));
+    });
+    group.bench_function("governor", |b| {
+        let limiter = RateLimiter::keyed(GQuota::per_second(nz(HUGE_PER_SEC)));
+        b.iter(|| black_box(limiter.check_key(black_box(&hot))));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("keyed_try_acquire_permit_hot_key");
+    configure(&mut group);
+    group.bench_function("ours", |b| {
         let limiter = &ours_keyed(huge_policy(), 16);
         let hot = hot.as_str();
         b.to_async(&rt).iter(|| async move {
@@ -579,10 +617,6 @@ fn keyed_hot(c: &mut Criterion) {
                     .await,
             )
         });
-    });
-    group.bench_function("governor", |b| {
-        let limiter = RateLimiter::keyed(GQuota::per_second(nz(HUGE_PER_SEC)));
-        b.iter(|| black_box(limiter.check_key(black_box(&hot))));
     });
     group.finish();
 }

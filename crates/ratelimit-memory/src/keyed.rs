@@ -1,18 +1,19 @@
 //! `KeyedLimiter`: one budget per key (user, tenant, API key, model), with bounded memory.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hashbrown::DefaultHashBuilder;
+use hashbrown::HashTable;
 use parking_lot::Mutex;
-use ratelimit_core::{Clock, ConfigError, Decision, LimitId, Nanos, Policy};
+use ratelimit_core::{Clock, ConfigError, Cost, Decision, LimitId, Nanos, Policy};
 use ratelimit_limiter::{AcquireError, BackendError, Limiter, Permit, Request, Stats};
 
 use crate::clock::TokioClock;
-use crate::lane::{Engine, Handle, Lane, State, nanos};
+use crate::lane::{Engine, Handle, Lane, nanos, try_take};
 
 const SHARDS: usize = 16;
 
@@ -33,7 +34,8 @@ impl Default for KeyedConfig {
 }
 
 struct Shard {
-    lanes: HashMap<Box<str>, Arc<Lane>>,
+    /// The lanes, found by the hash of the key each one holds (one pointer per entry).
+    lanes: HashTable<Arc<Lane>>,
     /// Sweep again when the shard grows past this.
     sweep_at: usize,
 }
@@ -72,7 +74,9 @@ struct Inner {
     engine: Arc<Engine>,
     template: Mutex<Policy>,
     shards: Box<[Mutex<Shard>]>,
-    hasher: std::collections::hash_map::RandomState,
+    /// Randomly seeded per limiter (foldhash): fast, and keys chosen by callers cannot be made to
+    /// collide without knowing the seed.
+    hasher: DefaultHashBuilder,
     len: AtomicUsize,
     config: KeyedConfig,
 }
@@ -99,7 +103,7 @@ impl KeyedLimiter {
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
-                    lanes: HashMap::new(),
+                    lanes: HashTable::new(),
                     sweep_at: 1_024,
                 })
             })
@@ -109,7 +113,7 @@ impl KeyedLimiter {
                 engine: Engine::new(clock),
                 template: Mutex::new(template),
                 shards,
-                hasher: std::collections::hash_map::RandomState::new(),
+                hasher: DefaultHashBuilder::default(),
                 len: AtomicUsize::new(0),
                 config,
             }),
@@ -139,30 +143,28 @@ impl KeyedLimiter {
             .sum()
     }
 
-    fn shard_of(&self, key: &str) -> &Mutex<Shard> {
-        let h = self.inner.hasher.hash_one(key);
-        &self.inner.shards[(h as usize) % SHARDS]
+    /// The key's hash and its shard. The shard is picked from bits the table's own bucket index
+    /// (low bits) and tag (top seven) do not use, so every shard's table sees well-spread hashes.
+    fn locate(&self, key: &str) -> (u64, &Mutex<Shard>) {
+        let hash = self.inner.hasher.hash_one(key);
+        (hash, &self.inner.shards[((hash >> 32) as usize) % SHARDS])
     }
 
     fn sweep(&self, shard: &mut Shard, now: Nanos) -> usize {
         let before = shard.lanes.len();
-        shard.lanes.retain(|_, lane| !is_idle(lane, now));
+        shard.lanes.retain(|lane| !is_idle(lane, now));
         let evicted = before - shard.lanes.len();
         shard.sweep_at = (shard.lanes.len() * 2).max(1_024);
         self.inner.len.fetch_sub(evicted, Ordering::Relaxed);
         evicted
     }
 
-    /// The lane for `key`, created if new.
-    fn lane(&self, key: &str) -> Result<Handle, AcquireError> {
-        let handle = |lane: &Arc<Lane>| Handle {
-            lane: Arc::clone(lane),
-            engine: Arc::clone(&self.inner.engine),
-        };
-        let shard_lock = self.shard_of(key);
+    /// Runs `f` on the lane of `key` (created if new) under its shard's lock.
+    fn with_lane<R>(&self, key: &str, f: impl FnOnce(&Arc<Lane>) -> R) -> Result<R, AcquireError> {
+        let (hash, shard_lock) = self.locate(key);
         let mut shard = shard_lock.lock();
-        if let Some(lane) = shard.lanes.get(key) {
-            return Ok(handle(lane));
+        if let Some(lane) = shard.lanes.find(hash, |l| *l.key == *key) {
+            return Ok(f(lane));
         }
         let now = self.inner.engine.clock.now();
         if shard.lanes.len() >= shard.sweep_at {
@@ -181,11 +183,45 @@ impl KeyedLimiter {
             shard = shard_lock.lock();
         }
         let policy = self.inner.template.lock().clone();
-        let lane = Arc::new(Mutex::new(State::new(policy)));
-        let h = handle(&lane);
-        shard.lanes.insert(key.into(), lane);
+        let lane = Arc::new(Lane::new(key.into(), policy));
+        let result = f(&lane);
+        let hasher = &self.inner.hasher;
+        shard
+            .lanes
+            .insert_unique(hash, lane, |l| hasher.hash_one(&*l.key));
         self.inner.len.fetch_add(1, Ordering::Relaxed);
-        Ok(h)
+        Ok(result)
+    }
+
+    /// The lane for `key`, created if new.
+    fn lane(&self, key: &str) -> Result<Handle, AcquireError> {
+        self.with_lane(key, |lane| Handle {
+            lane: Arc::clone(lane),
+            engine: Arc::clone(&self.inner.engine),
+        })
+    }
+
+    /// Takes `cost` now from `key`'s rate limits, or refuses: the synchronous, permit-free
+    /// decision of [`MemoryLimiter::try_take`](crate::MemoryLimiter::try_take), per key, like
+    /// governor's `check_key`. It never overtakes a request waiting on the same key.
+    ///
+    /// ```
+    /// use ratelimit_core::{Cost, Policy};
+    /// use ratelimit_memory::{KeyedConfig, KeyedLimiter};
+    ///
+    /// let per_user = Policy::builder().requests_per_minute(1).build()?;
+    /// let limiter = KeyedLimiter::new(per_user, KeyedConfig::default());
+    /// assert!(limiter.try_take("alice", &Cost::ONE_REQUEST).is_ok());
+    /// assert!(limiter.try_take("alice", &Cost::ONE_REQUEST).is_err());
+    /// assert!(limiter.try_take("bob", &Cost::ONE_REQUEST).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AcquireError::RateLimited`] with the wait, [`AcquireError::TooLarge`],
+    /// [`AcquireError::TooManyKeys`] when the key is new and no slot can be freed.
+    pub fn try_take(&self, key: &str, cost: &Cost) -> Result<(), AcquireError> {
+        self.with_lane(key, |lane| try_take(lane, &self.inner.engine, cost))?
     }
 }
 
@@ -221,7 +257,8 @@ impl Limiter for KeyedLimiter {
 
     async fn status(&self, key: &str) -> Result<Decision, BackendError> {
         let now = self.inner.engine.clock.now();
-        let lane = self.shard_of(key).lock().lanes.get(key).cloned();
+        let (hash, shard) = self.locate(key);
+        let lane = shard.lock().lanes.find(hash, |l| *l.key == *key).cloned();
         Ok(match lane {
             Some(lane) => lane.lock().policy.status(now),
             None => self.inner.template.lock().status(now),
@@ -232,7 +269,7 @@ impl Limiter for KeyedLimiter {
         let now = self.inner.engine.clock.now();
         self.inner.template.lock().set_amount(id, amount, now)?;
         for shard in &*self.inner.shards {
-            for lane in shard.lock().lanes.values() {
+            for lane in &shard.lock().lanes {
                 let mut state = lane.lock();
                 state.policy.set_amount(id, amount, now)?;
                 state.queue.wake_head();

@@ -76,8 +76,60 @@ impl Engine {
     }
 }
 
-/// One budget: a policy and its line of waiters.
-pub(crate) type Lane = Mutex<State>;
+/// Takes `cost` now from `lane`'s rate limits, or refuses, without a permit: the fast path of
+/// [`MemoryLimiter::try_take`](crate::MemoryLimiter::try_take) and
+/// [`KeyedLimiter::try_take`](crate::KeyedLimiter::try_take). It never overtakes a waiter.
+pub(crate) fn try_take(lane: &Lane, engine: &Engine, cost: &Cost) -> Result<(), AcquireError> {
+    let mut state = lane.lock();
+    let now = engine.clock.now();
+    let result = if state.queue.is_empty() && now >= state.paused_until {
+        state.policy.try_take(cost, now).map_err(|r| match r {
+            Rejection::TooLarge(e) => AcquireError::TooLarge(e),
+            Rejection::RateLimited { retry_after, .. } => AcquireError::RateLimited {
+                retry_after: Duration::from_nanos(retry_after),
+            },
+            Rejection::ConcurrencyFull => AcquireError::ConcurrencyFull,
+        })
+    } else {
+        Err(match state.policy.check_size(cost) {
+            Err(e) => AcquireError::TooLarge(e),
+            Ok(()) => AcquireError::RateLimited {
+                retry_after: Handle::estimate(&state, cost, now),
+            },
+        })
+    };
+    drop(state);
+    match &result {
+        Ok(()) => engine.stats.granted(Duration::ZERO),
+        Err(_) => engine.stats.refused(),
+    }
+    result
+}
+
+/// One budget: a policy and its line of waiters, and the key it is kept under in a
+/// [`KeyedLimiter`](crate::KeyedLimiter) (empty in a [`MemoryLimiter`](crate::MemoryLimiter)),
+/// held in the same allocation as the state.
+pub(crate) struct Lane {
+    pub(crate) key: Box<str>,
+    state: Mutex<State>,
+}
+
+impl Lane {
+    pub(crate) fn new(key: Box<str>, policy: Policy) -> Self {
+        Self {
+            key,
+            state: Mutex::new(State::new(policy)),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    pub(crate) fn try_lock(&self) -> Option<parking_lot::MutexGuard<'_, State>> {
+        self.state.try_lock()
+    }
+}
 
 /// A lane with its engine: where the acquisition algorithm runs.
 #[derive(Clone)]
@@ -145,30 +197,7 @@ impl Handle {
 
     /// The settle-free fast path; see [`MemoryLimiter::try_take`](crate::MemoryLimiter::try_take).
     pub(crate) fn try_take(&self, cost: &Cost) -> Result<(), AcquireError> {
-        let mut state = self.lane.lock();
-        let now = self.engine.clock.now();
-        let result = if state.queue.is_empty() && now >= state.paused_until {
-            state.policy.try_take(cost, now).map_err(|r| match r {
-                Rejection::TooLarge(e) => AcquireError::TooLarge(e),
-                Rejection::RateLimited { retry_after, .. } => AcquireError::RateLimited {
-                    retry_after: Duration::from_nanos(retry_after),
-                },
-                Rejection::ConcurrencyFull => AcquireError::ConcurrencyFull,
-            })
-        } else {
-            Err(match state.policy.check_size(cost) {
-                Err(e) => AcquireError::TooLarge(e),
-                Ok(()) => AcquireError::RateLimited {
-                    retry_after: Self::estimate(&state, cost, now),
-                },
-            })
-        };
-        drop(state);
-        match &result {
-            Ok(()) => self.engine.stats.granted(Duration::ZERO),
-            Err(_) => self.engine.stats.refused(),
-        }
-        result
+        try_take(&self.lane, &self.engine, cost)
     }
 
     pub(crate) async fn acquire_inner(

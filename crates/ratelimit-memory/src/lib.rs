@@ -19,6 +19,6 @@ mod lane;
 mod limiter;
 mod queue;
 
-pub use clock::{SystemClock, TokioClock};
+pub use clock::{QuantaClock, SystemClock, TokioClock};
 pub use keyed::{KeyedConfig, KeyedLimiter};
 pub use limiter::MemoryLimiter;

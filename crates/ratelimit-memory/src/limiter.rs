@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
 use ratelimit_core::{Clock, ConfigError, Cost, Decision, LimitId, Policy};
 use ratelimit_limiter::{AcquireError, BackendError, Limiter, Permit, Request, Stats};
 
 use crate::clock::TokioClock;
-use crate::lane::{Engine, Handle, State, nanos};
+use crate::lane::{Engine, Handle, Lane, nanos};
 
 /// An in-process limiter enforcing one [`Policy`] for every caller that shares it.
 ///
@@ -53,7 +52,7 @@ impl MemoryLimiter {
     /// the clock says remains; use [`TokioClock`] (the default) for paused-time tests.
     #[must_use]
     pub fn with_clock(policy: Policy, clock: Arc<dyn Clock>) -> Self {
-        let lane = Arc::new(Mutex::new(State::new(policy)));
+        let lane = Arc::new(Lane::new(Box::default(), policy));
         Self {
             handle: Handle {
                 lane,

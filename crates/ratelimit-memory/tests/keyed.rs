@@ -181,3 +181,68 @@ async fn a_pause_and_a_correction_touch_only_their_key() {
         "a paused key and a charged key are not idle"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn try_take_decides_per_key_and_shares_the_budget_with_acquire() {
+    let l = KeyedLimiter::new(per_key(2), KeyedConfig::default());
+    assert!(l.try_take("a", &Cost::ONE_REQUEST).is_ok());
+    let _a = l.try_acquire(req("a")).await.unwrap();
+    let err = l.try_take("a", &Cost::ONE_REQUEST).unwrap_err();
+    assert_eq!(
+        err.retry_after(),
+        Some(Duration::from_secs(30)),
+        "2 a minute: the next one in 30 s"
+    );
+    assert!(
+        l.try_take("b", &Cost::ONE_REQUEST).is_ok(),
+        "b is untouched"
+    );
+    assert_eq!(l.len(), 2);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert!(
+        l.try_take("a", &Cost::ONE_REQUEST).is_ok(),
+        "exact retry-after"
+    );
+    let three = Cost {
+        requests: 3,
+        ..Cost::NONE
+    };
+    let too_big = l.try_take("c", &three);
+    assert!(
+        matches!(too_big, Err(AcquireError::TooLarge(_))),
+        "{too_big:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_take_never_overtakes_a_waiter_of_its_key() {
+    let l = Arc::new(KeyedLimiter::new(per_key(1), KeyedConfig::default()));
+    let _first = l.acquire(req("a")).await.unwrap();
+    let waiter = tokio::spawn({
+        let l = Arc::clone(&l);
+        async move { l.acquire(req("a")).await.map(drop) }
+    });
+    tokio::task::yield_now().await;
+    tokio::time::advance(Duration::from_secs(59)).await;
+    let err = l.try_take("a", &Cost::ONE_REQUEST).unwrap_err();
+    assert!(
+        err.retry_after().unwrap() > Duration::from_secs(1),
+        "behind the waiter, whose turn comes in 1 s: {err}"
+    );
+    waiter.await.unwrap().unwrap();
+}
+
+#[test]
+fn try_take_refuses_new_keys_when_full_and_counts_every_key() {
+    let l = KeyedLimiter::new(per_key(60), KeyedConfig { max_keys: 3 });
+    for k in ["a", "b", "c"] {
+        l.try_take(k, &Cost::ONE_REQUEST).unwrap();
+    }
+    assert_eq!(l.len(), 3);
+    let err = l.try_take("d", &Cost::ONE_REQUEST).unwrap_err();
+    assert!(matches!(err, AcquireError::TooManyKeys { max: 3 }), "{err}");
+    assert!(
+        l.try_take("a", &Cost::ONE_REQUEST).is_ok(),
+        "known keys still decide"
+    );
+}
