@@ -5,9 +5,11 @@
 //! The load generator: `TASKS` tasks on one reqwest client (keep-alive connections), each sending
 //! a small chat completion (`max_tokens` 16, the prompt a short sentence).
 //! - **Open loop**: a fixed rate (`RATE` requests/s, `RATELIMIT_GATEWAY_RATE` overrides), the
-//!   requests' send times fixed in advance and spread over the tasks; each latency counts from the
-//!   request's scheduled time, so a stall delays every request behind it (no coordinated
-//!   omission). p50/p99 direct and through the gateway, and the added latency at each
+//!   requests' send times fixed in advance and spread over the tasks; a request sent late because
+//!   its task was still waiting for the previous answer counts its latency from its scheduled time,
+//!   so a stall delays every request behind it (no coordinated omission); one sent on time counts
+//!   from when the timer woke its task (tokio's timer fires up to a millisecond late, which is the
+//!   load generator's, not the server's). p50/p99 direct and through the gateway, and the added latency at each
 //!   (through − direct).
 //! - **Closed loop**: every task sends its next request when its answer arrives, as fast as the
 //!   machine goes: requests/s direct and through the gateway.
@@ -130,9 +132,18 @@ async fn open_loop(target: &Target, rate: u64, duration: Duration) -> Histogram<
             let mut k = task;
             while k < total {
                 let due = start + interval * u32::try_from(k).expect("fewer than 2^32 requests");
-                tokio::time::sleep_until(due).await;
+                // Behind schedule (the previous answer came after this request was due): the
+                // latency counts from `due`, so a stall delays every request behind it. On time:
+                // from the moment the timer woke the task, so the timer's own lateness (tokio's
+                // is up to a millisecond) is not put on the server.
+                let from = if Instant::now() >= due {
+                    due
+                } else {
+                    tokio::time::sleep_until(due).await;
+                    Instant::now()
+                };
                 target.call().await;
-                let micros = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let micros = u64::try_from(from.elapsed().as_micros()).unwrap_or(u64::MAX);
                 hist.record(micros.max(1)).expect("latency within bounds");
                 k += TASKS as u64;
             }

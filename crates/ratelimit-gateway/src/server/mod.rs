@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode};
 use ratelimit_client::Settle;
+use ratelimit_client::proxy::Endpoint;
 use ratelimit_limiter::Priority;
 use ratelimit_openai::Estimator;
 use serde::Deserialize;
@@ -41,7 +42,10 @@ pub(crate) struct Inner {
     pub(crate) tenants: Vec<Tenant>,
     pub(crate) http: reqwest::Client,
     pub(crate) base_url: String,
-    api_key: String,
+    /// The upstream's URL of each endpoint, parsed once.
+    upstream_urls: [reqwest::Url; 3],
+    /// `Bearer <upstream key>`, marked sensitive (never logged).
+    pub(crate) upstream_auth: http::HeaderValue,
     pub(crate) max_body_bytes: usize,
     pub(crate) settle: Settle,
     pub(crate) estimator: Estimator,
@@ -49,6 +53,16 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The upstream's URL for `endpoint`.
+    pub(crate) fn upstream_url(&self, endpoint: Endpoint) -> reqwest::Url {
+        let i = match endpoint {
+            Endpoint::Chat => 0,
+            Endpoint::Completions => 1,
+            Endpoint::Embeddings => 2,
+        };
+        self.upstream_urls[i].clone()
+    }
+
     /// The tenant whose key the request carries (`Authorization: Bearer <key>`).
     fn authenticate(&self, headers: &HeaderMap) -> Option<&Tenant> {
         let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -144,6 +158,24 @@ impl Gateway {
         let http = reqwest::Client::builder()
             .timeout(resolved.timeout)
             .build()?;
+        let invalid = |reason: String| {
+            GatewayError::Config(crate::ConfigError::Invalid {
+                field: "upstream".into(),
+                reason,
+            })
+        };
+        let url = |endpoint: Endpoint| {
+            reqwest::Url::parse(&format!("{}/{}", resolved.base_url, endpoint.path()))
+                .map_err(|e| invalid(format!("`base_url` does not make a URL: {e}")))
+        };
+        let upstream_urls = [
+            url(Endpoint::Chat)?,
+            url(Endpoint::Completions)?,
+            url(Endpoint::Embeddings)?,
+        ];
+        let mut upstream_auth = http::HeaderValue::try_from(format!("Bearer {}", resolved.api_key))
+            .map_err(|_| invalid("the upstream key is not a valid header value".into()))?;
+        upstream_auth.set_sensitive(true);
         Ok(Self {
             inner: Arc::new(Inner {
                 budgets,
@@ -151,7 +183,8 @@ impl Gateway {
                 tenants,
                 http,
                 base_url: resolved.base_url,
-                api_key: resolved.api_key,
+                upstream_urls,
+                upstream_auth,
                 max_body_bytes: resolved.max_body_bytes,
                 settle: match resolved.settle {
                     SettleMode::Admission => Settle::Admission,

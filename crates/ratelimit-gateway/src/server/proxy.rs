@@ -164,8 +164,8 @@ async fn handle(
 
     let upstream = gw
         .http
-        .post(format!("{}/{}", gw.base_url, endpoint.path()))
-        .bearer_auth(&gw.api_key)
+        .post(gw.upstream_url(endpoint))
+        .header(http::header::AUTHORIZATION, gw.upstream_auth.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(
             http::header::ACCEPT,
@@ -190,8 +190,9 @@ async fn handle(
             );
         }
     };
+    let mut answer = answer;
     let status = answer.status();
-    let upstream_headers = answer.headers().clone();
+    let upstream_headers = std::mem::take(answer.headers_mut());
     let mut builder = Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
         for (name, value) in &upstream_headers {

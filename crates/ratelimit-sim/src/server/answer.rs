@@ -131,14 +131,22 @@ async fn error_fault(shared: &Shared, admission: &Admission) -> Option<Response>
         ),
         Fault::Slow | Fault::Reset => return None,
     };
-    tokio::time::sleep(shared.config.latency.base).await;
+    delay_for(shared.config.latency.base).await;
     let response = error_response(status, ApiError::new(message, "server_error"));
     Some(with_headers(response, admission.headers.clone()))
 }
 
+/// Waits `d`; no wait at all for zero (tokio's `sleep(0)` still waits for the timer's next
+/// millisecond tick, which a latency-free simulator must not add).
+async fn delay_for(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// A JSON answer after `delay`; with the reset fault, only its first half, then a cut.
 async fn json_answer<T: Serialize>(admission: Admission, delay: Duration, body: &T) -> Response {
-    tokio::time::sleep(delay).await;
+    delay_for(delay).await;
     let response = if admission.fault == Some(Fault::Reset) {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         let half = Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
@@ -181,7 +189,7 @@ fn timed_body(pieces: Vec<(Duration, Bytes)>, cut: bool) -> Body {
         futures_util::stream::unfold((pieces.into_iter(), cut), |(mut pieces, cut)| async move {
             match pieces.next() {
                 Some((delay, bytes)) => {
-                    tokio::time::sleep(delay).await;
+                    delay_for(delay).await;
                     Some((Ok(bytes), (pieces, cut)))
                 }
                 None if cut => {
@@ -255,7 +263,7 @@ pub(crate) async fn chat(
         let delay = first_byte.saturating_add(output_delay(shared, generation.produced));
         return json_answer(admission, delay, &completion).await;
     }
-    tokio::time::sleep(first_byte).await;
+    delay_for(first_byte).await;
     let chunk = |choices: Vec<ChunkChoice>, usage: Option<Usage>| ChatCompletionChunk {
         id: id.clone(),
         object: "chat.completion.chunk".into(),
@@ -368,7 +376,7 @@ pub(crate) async fn completion(
         let delay = first_byte.saturating_add(output_delay(shared, generation.produced));
         return json_answer(admission, delay, &body).await;
     }
-    tokio::time::sleep(first_byte).await;
+    delay_for(first_byte).await;
     let each_choice = |text: &str, finish: Option<FinishReason>| -> String {
         (0..returned)
             .map(|index| {
@@ -464,6 +472,16 @@ fn input_hashes(input: &Input) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn no_latency_means_no_timer_tick() {
+        let t0 = tokio::time::Instant::now();
+        delay_for(Duration::ZERO).await;
+        assert_eq!(tokio::time::Instant::now(), t0, "nothing waited");
+        let t1 = tokio::time::Instant::now();
+        delay_for(Duration::from_millis(7)).await;
+        assert_eq!(tokio::time::Instant::now() - t1, Duration::from_millis(7));
+    }
 
     #[test]
     fn tokens_spread_over_words_add_up() {
