@@ -18,7 +18,12 @@ use crate::time::{Nanos, div_ceil_sat, div_floor_sat};
 ///
 /// Besides the scaled TAT it keeps two numbers that make refunds safe: the running total of units
 /// ever recorded or charged, and the latest grant instant.
+///
+/// Packed to 8-byte alignment: the `u128` alone would align every meter (and a policy's every
+/// limit) to 16 bytes, padding each by 16 bytes per key of a keyed limiter. The fields are only
+/// ever read and written by value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C, packed(8))]
 pub(crate) struct Schedule {
     /// Theoretical arrival time, in scaled units (`ns * amount`).
     pub(crate) tat: u128,

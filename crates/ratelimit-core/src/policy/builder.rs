@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use super::limit::{Limit, LimitId, Resource};
-use super::{Dim, MAX_LIMITS, Policy, Spec};
+use super::{Dim, MAX_LIMITS, Policy, Shared, Spec};
 use crate::algorithm::{Concurrency, Quota, quota};
 use crate::error::ConfigError;
 use crate::meter::Meter;
@@ -168,7 +168,11 @@ impl PolicyBuilder {
             });
         }
         check_consistency(&specs)?;
-        let concurrency = self.concurrency.map(Concurrency::new).transpose()?;
+        let concurrency = self
+            .concurrency
+            .map(Concurrency::new)
+            .transpose()?
+            .map(Box::new);
         Ok(Policy {
             dims: meters
                 .into_iter()
@@ -178,10 +182,12 @@ impl PolicyBuilder {
                     meter,
                 })
                 .collect(),
-            specs: std::sync::Arc::new(specs),
+            shared: std::sync::Arc::new(Shared {
+                specs,
+                burndown_milli,
+                burst_multiplier: multiplier,
+            }),
             concurrency,
-            burndown_milli,
-            burst_multiplier: multiplier,
             horizon: 0,
             seq: 0,
         })
@@ -305,7 +311,8 @@ impl Policy {
     /// Finds the limit on `resource` over `window` nanoseconds.
     #[must_use]
     pub fn find(&self, resource: Resource, window: u64) -> Option<LimitId> {
-        self.specs
+        self.shared
+            .specs
             .iter()
             .position(|d| d.limit.resource == resource && d.limit.window == window)
             .map(|i| LimitId(i as u8))

@@ -39,6 +39,15 @@ const NO_TICKET: Ticket = Ticket {
     gap: 0,
 };
 
+/// The configuration part of a [`Policy`], shared by its clones.
+#[derive(Debug, Clone, PartialEq)]
+struct Shared {
+    /// The limits as configured, parallel to the policy's `dims`.
+    specs: Vec<Spec>,
+    burndown_milli: u64,
+    burst_multiplier: f64,
+}
+
 /// A limit's live state and what it counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Dim {
@@ -144,12 +153,11 @@ fn admits_now_gcra(dims: &[Dim], horizon: Nanos, shares: &[u64; 4], now: Nanos) 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// One meter per limit, with what it counts: the hot state.
-    dims: Vec<Dim>,
-    /// The limits as configured, parallel to `meters`; shared between clones.
-    specs: Arc<Vec<Spec>>,
-    concurrency: Option<Concurrency>,
-    burndown_milli: u64,
-    burst_multiplier: f64,
+    dims: Box<[Dim]>,
+    /// What does not change per decision, shared between clones (the keys of a keyed limiter).
+    shared: Arc<Shared>,
+    /// Boxed: most policies have none, and the box keeps their size (and each key's) down.
+    concurrency: Option<Box<Concurrency>>,
     /// The latest grant instant: nothing is granted before it.
     horizon: Nanos,
     /// Reservations recorded so far (identifies the most recent one).
@@ -160,12 +168,13 @@ impl Policy {
     /// Units of `cost` that count against limits on `resource`.
     #[must_use]
     pub fn amount(&self, resource: Resource, cost: &Cost) -> u64 {
-        amount(self.burndown_milli, resource, cost)
+        amount(self.shared.burndown_milli, resource, cost)
     }
 
     /// The configured limits with their ids, in order.
     pub fn limits(&self) -> impl Iterator<Item = (LimitId, &Limit)> {
-        self.specs
+        self.shared
+            .specs
             .iter()
             .enumerate()
             .map(|(i, d)| (LimitId(i as u8), &d.limit))
@@ -174,7 +183,7 @@ impl Policy {
     /// The concurrency limit's state, if there is one.
     #[must_use]
     pub fn concurrency(&self) -> Option<&Concurrency> {
-        self.concurrency.as_ref()
+        self.concurrency.as_deref()
     }
 
     /// The error for a share of `index`'s limit beyond what it can ever grant.
@@ -182,7 +191,7 @@ impl Policy {
     #[inline(never)]
     fn too_large(&self, index: usize, shares: &[u64; 4]) -> TooLarge {
         let dim = &self.dims[index];
-        let limit = &self.specs[index].limit;
+        let limit = &self.shared.specs[index].limit;
         TooLarge {
             requested: shares[dim.resource as usize],
             max: dim.meter.max_cost(),
@@ -201,7 +210,7 @@ impl Policy {
             cost.requests,
             cost.input_tokens,
             cost.output_tokens,
-            amount(self.burndown_milli, Resource::Tokens, cost),
+            amount(self.shared.burndown_milli, Resource::Tokens, cost),
         ]
     }
 
@@ -286,7 +295,7 @@ impl Policy {
         if self.horizon > now {
             return false;
         }
-        let Ok(dims) = <&mut [Dim; N]>::try_from(self.dims.as_mut_slice()) else {
+        let Ok(dims) = <&mut [Dim; N]>::try_from(&mut self.dims[..]) else {
             return false;
         };
         // With `N` a constant, these arrays live in registers.
@@ -567,7 +576,7 @@ impl Policy {
     fn decision(&self, now: Nanos, at: Nanos, limited_by: Option<LimitedBy>) -> Decision {
         let allowed = limited_by.is_none() && at <= now;
         let mut d = Decision::new(allowed, at.saturating_sub(now), limited_by);
-        for (i, (spec, dim)) in self.specs.iter().zip(&self.dims).enumerate() {
+        for (i, (spec, dim)) in self.shared.specs.iter().zip(&self.dims).enumerate() {
             d.push(LimitState {
                 id: LimitId(i as u8),
                 resource: spec.limit.resource,
@@ -575,7 +584,7 @@ impl Policy {
                 status: dim.meter.peek(now),
             });
         }
-        d.concurrency = self.concurrency.as_ref().map(Concurrency::peek);
+        d.concurrency = self.concurrency.as_deref().map(Concurrency::peek);
         d
     }
 
@@ -586,7 +595,7 @@ impl Policy {
     /// [`ConfigError`] when the amount is invalid or breaks the policy's consistency; nothing
     /// changes then.
     pub fn set_amount(&mut self, id: LimitId, amount: u64, now: Nanos) -> Result<(), ConfigError> {
-        let Some(spec) = self.specs.get(id.index()) else {
+        let Some(spec) = self.shared.specs.get(id.index()) else {
             return Err(unknown_limit(id));
         };
         let mut limit = spec.limit;
@@ -606,7 +615,7 @@ impl Policy {
     /// policy's consistency; nothing changes then.
     pub fn set_limit(&mut self, id: LimitId, limit: Limit, now: Nanos) -> Result<(), ConfigError> {
         let i = id.index();
-        let Some(spec) = self.specs.get(i) else {
+        let Some(spec) = self.shared.specs.get(i) else {
             return Err(unknown_limit(id));
         };
         let field = spec.field.clone();
@@ -616,11 +625,11 @@ impl Policy {
                 reason: "a runtime change keeps the limit's resource and algorithm".into(),
             });
         }
-        let quota: Quota = builder::validate(&field, &limit, self.burst_multiplier)?;
-        let mut candidate = (*self.specs).clone();
+        let quota: Quota = builder::validate(&field, &limit, self.shared.burst_multiplier)?;
+        let mut candidate = self.shared.specs.clone();
         candidate[i].limit = limit;
         builder::check_consistency(&candidate)?;
-        Arc::make_mut(&mut self.specs)[i].limit = limit;
+        Arc::make_mut(&mut self.shared).specs[i].limit = limit;
         self.dims[i].meter.set_quota(quota, now);
         Ok(())
     }
