@@ -70,9 +70,10 @@ pub(crate) struct Refusal {
 /// Every budget of the gateway.
 pub(crate) struct Budgets {
     global: Arc<AdaptiveLimiter>,
-    /// The provider's answers, fed to the global budget.
-    pub(crate) feedback: Feedback,
-    models: HashMap<String, Arc<dyn Limiter>>,
+    /// The provider's answers for models without a budget of their own, fed to the global budget.
+    feedback: Feedback,
+    /// The budgets of the models configured by name, each learning from its own answers.
+    models: HashMap<String, (Arc<dyn Limiter>, Feedback)>,
     model_default: Option<Arc<dyn Limiter>>,
     /// Per tenant (by index): its budget and the key in it, if it is limited.
     tenants: Vec<Option<(Arc<dyn Limiter>, String)>>,
@@ -120,23 +121,16 @@ impl Budgets {
         let inner = factory
             .make("global", resolved.global.clone(), None)
             .await?;
-        let global = Arc::new(
-            AdaptiveLimiter::new(inner, &resolved.global, AdaptiveConfig::default()).map_err(
-                |e| {
-                    GatewayError::Config(crate::ConfigError::Invalid {
-                        field: "global".into(),
-                        reason: e.to_string(),
-                    })
-                },
-            )?,
-        );
+        let global = adaptive(inner, &resolved.global, "global")?;
         let feedback = Feedback::new(Arc::clone(&global), "");
         let mut models = HashMap::new();
         for (name, policy) in &resolved.models {
-            let limiter = factory
+            let inner = factory
                 .make(&format!("model:{name}"), policy.clone(), None)
                 .await?;
-            models.insert(name.clone(), limiter);
+            let limiter = adaptive(inner, policy, &format!("models.{name}"))?;
+            let feedback = Feedback::new(Arc::clone(&limiter), "");
+            models.insert(name.clone(), (limiter as Arc<dyn Limiter>, feedback));
         }
         let model_default = match &resolved.model_default {
             Some(policy) => Some(
@@ -188,7 +182,7 @@ impl Budgets {
             });
         }
         if let Some(model) = model {
-            if let Some(limiter) = self.models.get(model) {
+            if let Some((limiter, _)) = self.models.get(model) {
                 levels.push(Level {
                     kind: LevelKind::Model,
                     limiter: Arc::clone(limiter),
@@ -208,6 +202,18 @@ impl Budgets {
             key: String::new(),
         });
         levels
+    }
+
+    /// Where the provider's answer to a request of `model` goes: the model's own budget when it
+    /// is configured by name (a provider's limits and headers are per model), the global budget
+    /// otherwise; with the index in `levels` of the level whose grant it concerns.
+    pub(crate) fn feedback(&self, model: &str, levels: &[Level]) -> (usize, &Feedback) {
+        if let Some((_, feedback)) = self.models.get(model) {
+            if let Some(at) = levels.iter().position(|l| l.kind == LevelKind::Model) {
+                return (at, feedback);
+            }
+        }
+        (levels.len().saturating_sub(1), &self.feedback)
     }
 
     /// Takes `cost` from every level (see the module docs for the order), waiting at most
@@ -251,6 +257,22 @@ impl Budgets {
         }
         Ok(out)
     }
+}
+
+/// `inner` with the adaptive layer, which follows the provider's headers and 429s.
+fn adaptive(
+    inner: Arc<dyn Limiter>,
+    policy: &Policy,
+    field: &str,
+) -> Result<Arc<AdaptiveLimiter>, GatewayError> {
+    AdaptiveLimiter::new(inner, policy, AdaptiveConfig::default())
+        .map(Arc::new)
+        .map_err(|e| {
+            GatewayError::Config(crate::ConfigError::Invalid {
+                field: field.into(),
+                reason: e.to_string(),
+            })
+        })
 }
 
 /// Gives back grants, newest first.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{UPSTREAM_KEY, gateway, hello, sim};
 use ratelimit_adaptive::{Resource, Snapshot};
-use ratelimit_sim::{Latency, OutputTokens, SimConfig};
+use ratelimit_sim::{HeaderStyle, Latency, OutputTokens, SimConfig};
 
 const TWO_TENANTS: &str = r#"
     [upstream]
@@ -580,5 +580,136 @@ async fn embeddings_and_completions_are_proxied_and_counted() {
     assert_eq!(c.status(), 200);
     assert_eq!(c.headers()["x-ratelimit-remaining-requests"], "8");
     assert_eq!(upstream.stats().accepted, 2);
+    gw.stop().await;
+}
+
+/// The requests limit a level of `/v1/limits` shows.
+fn requests_limit(level: &serde_json::Value) -> u64 {
+    level["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["resource"] == "requests")
+        .and_then(|l| l["limit"].as_u64())
+        .unwrap_or_else(|| panic!("no requests limit in {level}"))
+}
+
+#[tokio::test]
+async fn a_named_models_budget_learns_from_its_own_answers_and_only_it_pauses() {
+    // The provider allows 50 requests a window and says so in its headers.
+    let upstream = sim(SimConfig {
+        rpm: Some(50),
+        ..SimConfig::default()
+    })
+    .await;
+    let gw = gateway(
+        r#"
+        [upstream]
+        base_url = "{upstream}"
+        api_key_env = "UPSTREAM_KEY"
+        [global]
+        rpm = 1000
+        [models."gpt-4o-mini"]
+        rpm = 500
+        [[tenants]]
+        name = "a"
+        key_env = "KEY_A"
+        max_queue_time = "0s"
+        "#,
+        &upstream,
+    )
+    .await;
+    let limits = |model: &'static str| {
+        let gw = &gw;
+        async move {
+            let v: serde_json::Value = gw
+                .http
+                .get(gw.url(&format!("/v1/limits?model={model}")))
+                .bearer_auth("tenant-a-key")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    let chat = |model: &str| {
+        let mut body = hello(5);
+        body["model"] = model.into();
+        gw.chat("tenant-a-key", body).send()
+    };
+    assert_eq!(chat("gpt-4o-mini").await.unwrap().status(), 200);
+    let seen = limits("gpt-4o-mini").await;
+    assert_eq!(seen["levels"][0]["level"], "model", "{seen}");
+    assert_eq!(
+        requests_limit(&seen["levels"][0]),
+        50,
+        "the model learned: {seen}"
+    );
+    assert_eq!(
+        requests_limit(&seen["levels"][1]),
+        1000,
+        "the global budget is not set to one model's limit: {seen}"
+    );
+    // A model without a budget of its own teaches the global one.
+    assert_eq!(chat("gpt-4o").await.unwrap().status(), 200);
+    let seen = limits("gpt-4o").await;
+    assert_eq!(seen["levels"][0]["level"], "global", "{seen}");
+    assert_eq!(requests_limit(&seen["levels"][0]), 50, "{seen}");
+    gw.stop().await;
+
+    // A provider 429 on the named model pauses that model's budget, not every model. (No
+    // rate-limit headers here, so nothing is learned before the provider refuses.)
+    let upstream = sim(SimConfig {
+        rpm: Some(1),
+        headers: HeaderStyle::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let gw = gateway(
+        r#"
+        [upstream]
+        base_url = "{upstream}"
+        api_key_env = "UPSTREAM_KEY"
+        [global]
+        rpm = 1000
+        [models."gpt-4o-mini"]
+        rpm = 500
+        [[tenants]]
+        name = "a"
+        key_env = "KEY_A"
+        max_queue_time = "0s"
+        "#,
+        &upstream,
+    )
+    .await;
+    let chat = |model: &str| {
+        let mut body = hello(5);
+        body["model"] = model.into();
+        gw.chat("tenant-a-key", body).send()
+    };
+    assert_eq!(chat("gpt-4o-mini").await.unwrap().status(), 200);
+    let refused = chat("gpt-4o-mini").await.unwrap();
+    assert_eq!(refused.status(), 429, "the provider's own 429");
+    // The model is paused by the gateway itself now...
+    let paused = chat("gpt-4o-mini").await.unwrap();
+    assert_eq!(paused.status(), 429);
+    let body: serde_json::Value = paused.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("model level"), "{body}");
+    // ...while another model still reaches the provider (which refuses it: its limit is the
+    // account's here, but the gateway did not hold it back).
+    let other = chat("gpt-4o").await.unwrap();
+    assert_eq!(other.status(), 429);
+    let body = other.text().await.unwrap();
+    assert!(body.contains("org-sim"), "the provider's answer: {body}");
+    let stats = upstream.stats();
+    assert_eq!(stats.accepted, 1);
+    assert_eq!(
+        stats.rejected_429, 2,
+        "the paused model's request never went upstream: {stats:?} {body}"
+    );
     gw.stop().await;
 }

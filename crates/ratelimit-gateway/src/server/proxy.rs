@@ -202,8 +202,11 @@ async fn handle(
         }
         rate_limit_headers(&decisions, h);
     }
+    // The answer teaches the budget it describes (the model's own, or the global one) through
+    // that level's grant.
     let mut permits = permits;
-    let global = permits.pop();
+    let (at, feedback) = gw.budgets.feedback(&model, &levels);
+    let fed = (at < permits.len()).then(|| permits.remove(at));
 
     if !status.is_success() {
         let body = answer.bytes().await.unwrap_or_default();
@@ -212,19 +215,19 @@ async fn handle(
             // The provider refused: nothing was admitted, every level gets its grant back.
             give_back(permits).await;
         }
-        gw.budgets
-            .feedback
-            .refused(global, status.as_u16(), &upstream_headers, &body)
+        feedback
+            .refused(fed, status.as_u16(), &upstream_headers, &body)
             .await;
         return builder
             .body(Body::from(body))
             .unwrap_or_else(|_| Response::new(Body::empty()));
     }
-    gw.budgets
-        .feedback
-        .accepted(global.as_ref(), status.as_u16(), &upstream_headers)
+    feedback
+        .accepted(fed.as_ref(), status.as_u16(), &upstream_headers)
         .await;
-    permits.extend(global);
+    if let Some(fed) = fed {
+        permits.insert(at.min(permits.len()), fed);
+    }
     let settle = Settlement {
         gw: Arc::clone(gw),
         tenant: tenant.index,
