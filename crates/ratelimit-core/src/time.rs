@@ -72,6 +72,10 @@ pub(crate) fn div_ceil_sat(a: u128, b: u128) -> u64 {
     if a == 0 {
         return 0;
     }
+    // Most operands fit 64 bits: one 64-bit division instead of a 128-bit one (a library call).
+    if let (Ok(a), Ok(b)) = (u64::try_from(a - 1), u64::try_from(b)) {
+        return a / b + 1;
+    }
     u64::try_from((a - 1) / b + 1).unwrap_or(u64::MAX)
 }
 

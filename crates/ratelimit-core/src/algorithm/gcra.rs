@@ -237,11 +237,13 @@ impl Gcra {
         if step.backlog <= slack {
             return Ok(());
         }
-        // Here tat > at_s + slack: the difference is positive and below `tat`.
-        Err(div_ceil_sat(
-            self.schedule.tat - slack,
+        // Here tat > at_s + slack, so the first fit is `ceil((tat - slack) / amount)`, which is
+        // `at + ceil((backlog - slack) / amount)` (`at_s` is `at * amount`): the same integer from
+        // a far smaller dividend, which usually fits 64 bits.
+        Err(step.at.saturating_add(div_ceil_sat(
+            step.backlog - slack,
             u128::from(self.quota.amount()),
-        ))
+        )))
     }
 
     /// The grant of `n` units at exactly `now`, if it can be made then: within the burst, nothing
