@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{UPSTREAM_KEY, gateway, hello, sim};
+use common::{UPSTREAM_KEY, gateway, hello, hello_to, sim};
 use ratelimit_adaptive::{Resource, Snapshot};
 use ratelimit_sim::{HeaderStyle, Latency, OutputTokens, SimConfig};
 
@@ -366,16 +366,7 @@ async fn a_stream_is_passed_through_and_its_grants_settled_to_the_reported_usage
         usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap();
     assert_eq!(usage["completion_tokens"], 7);
     // Settled before the stream's end was reported: the tenant's budget shows the actual usage.
-    let limits: serde_json::Value = gw
-        .http
-        .get(gw.url("/v1/limits"))
-        .bearer_auth("tenant-a-key")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let limits = gw.limits("tenant-a-key", None).await;
     assert_eq!(limits["tenant"], "a");
     let tenant = &limits["levels"][0];
     assert_eq!(tenant["level"], "tenant");
@@ -485,16 +476,7 @@ async fn a_stream_without_include_usage_is_settled_and_its_client_sees_no_usage(
     );
 
     // The gateway asked for the usage: the grant settled to 7 output tokens, not 500.
-    let limits: serde_json::Value = gw
-        .http
-        .get(gw.url("/v1/limits"))
-        .bearer_auth("tenant-a-key")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let limits = gw.limits("tenant-a-key", None).await;
     let remaining = limits["levels"][0]["limits"][0]["remaining"]
         .as_u64()
         .unwrap();
@@ -594,54 +576,33 @@ fn requests_limit(level: &serde_json::Value) -> u64 {
         .unwrap_or_else(|| panic!("no requests limit in {level}"))
 }
 
+/// A global budget and one model with a budget of its own.
+const NAMED_MODEL: &str = r#"
+    [upstream]
+    base_url = "{upstream}"
+    api_key_env = "UPSTREAM_KEY"
+    [global]
+    rpm = 1000
+    [models."gpt-4o-mini"]
+    rpm = 500
+    [[tenants]]
+    name = "a"
+    key_env = "KEY_A"
+    max_queue_time = "0s"
+"#;
+
 #[tokio::test]
-async fn a_named_models_budget_learns_from_its_own_answers_and_only_it_pauses() {
+async fn a_named_models_budget_learns_from_its_own_answers_not_the_global_one() {
     // The provider allows 50 requests a window and says so in its headers.
     let upstream = sim(SimConfig {
         rpm: Some(50),
         ..SimConfig::default()
     })
     .await;
-    let gw = gateway(
-        r#"
-        [upstream]
-        base_url = "{upstream}"
-        api_key_env = "UPSTREAM_KEY"
-        [global]
-        rpm = 1000
-        [models."gpt-4o-mini"]
-        rpm = 500
-        [[tenants]]
-        name = "a"
-        key_env = "KEY_A"
-        max_queue_time = "0s"
-        "#,
-        &upstream,
-    )
-    .await;
-    let limits = |model: &'static str| {
-        let gw = &gw;
-        async move {
-            let v: serde_json::Value = gw
-                .http
-                .get(gw.url(&format!("/v1/limits?model={model}")))
-                .bearer_auth("tenant-a-key")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v
-        }
-    };
-    let chat = |model: &str| {
-        let mut body = hello(5);
-        body["model"] = model.into();
-        gw.chat("tenant-a-key", body).send()
-    };
+    let gw = gateway(NAMED_MODEL, &upstream).await;
+    let chat = |model: &str| gw.chat("tenant-a-key", hello_to(model, 5)).send();
     assert_eq!(chat("gpt-4o-mini").await.unwrap().status(), 200);
-    let seen = limits("gpt-4o-mini").await;
+    let seen = gw.limits("tenant-a-key", Some("gpt-4o-mini")).await;
     assert_eq!(seen["levels"][0]["level"], "model", "{seen}");
     assert_eq!(
         requests_limit(&seen["levels"][0]),
@@ -655,41 +616,23 @@ async fn a_named_models_budget_learns_from_its_own_answers_and_only_it_pauses() 
     );
     // A model without a budget of its own teaches the global one.
     assert_eq!(chat("gpt-4o").await.unwrap().status(), 200);
-    let seen = limits("gpt-4o").await;
+    let seen = gw.limits("tenant-a-key", Some("gpt-4o")).await;
     assert_eq!(seen["levels"][0]["level"], "global", "{seen}");
     assert_eq!(requests_limit(&seen["levels"][0]), 50, "{seen}");
     gw.stop().await;
+}
 
-    // A provider 429 on the named model pauses that model's budget, not every model. (No
-    // rate-limit headers here, so nothing is learned before the provider refuses.)
+#[tokio::test]
+async fn a_provider_429_on_a_named_model_pauses_that_model_alone() {
+    // No rate-limit headers here, so nothing is learned before the provider refuses.
     let upstream = sim(SimConfig {
         rpm: Some(1),
         headers: HeaderStyle::None,
         ..SimConfig::default()
     })
     .await;
-    let gw = gateway(
-        r#"
-        [upstream]
-        base_url = "{upstream}"
-        api_key_env = "UPSTREAM_KEY"
-        [global]
-        rpm = 1000
-        [models."gpt-4o-mini"]
-        rpm = 500
-        [[tenants]]
-        name = "a"
-        key_env = "KEY_A"
-        max_queue_time = "0s"
-        "#,
-        &upstream,
-    )
-    .await;
-    let chat = |model: &str| {
-        let mut body = hello(5);
-        body["model"] = model.into();
-        gw.chat("tenant-a-key", body).send()
-    };
+    let gw = gateway(NAMED_MODEL, &upstream).await;
+    let chat = |model: &str| gw.chat("tenant-a-key", hello_to(model, 5)).send();
     assert_eq!(chat("gpt-4o-mini").await.unwrap().status(), 200);
     let refused = chat("gpt-4o-mini").await.unwrap();
     assert_eq!(refused.status(), 429, "the provider's own 429");

@@ -43,6 +43,23 @@ impl Running {
             .json(&body)
     }
 
+    /// `GET /v1/limits[?model=...]` as `key`: the caller's budgets, as JSON.
+    pub async fn limits(&self, key: &str, model: Option<&str>) -> serde_json::Value {
+        let path = match model {
+            Some(m) => format!("/v1/limits?model={m}"),
+            None => "/v1/limits".to_owned(),
+        };
+        self.http
+            .get(self.url(&path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("the gateway answers")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -53,8 +70,13 @@ impl Running {
 
 /// A small chat request.
 pub fn hello(max_tokens: u64) -> serde_json::Value {
+    hello_to("gpt-4o-mini", max_tokens)
+}
+
+/// A small chat request to `model`.
+pub fn hello_to(model: &str, max_tokens: u64) -> serde_json::Value {
     serde_json::json!({
-        "model": "gpt-4o-mini",
+        "model": model,
         "max_tokens": max_tokens,
         "messages": [{"role": "user", "content": "Say hello."}],
     })
