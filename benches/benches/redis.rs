@@ -32,7 +32,7 @@
 //! ours comes to the best possible stateful script (a stateless `return 1` is no stateful
 //! decision's bound: with 64 tasks on 2 cores the server's CPU per call decides).
 //! To show where the time goes, each point also reports the server's own time per script call
-//! (`INFO commandstats`, EVALSHA), the server's CPU per decision (`INFO cpu`) and this process's
+//! (`INFO commandstats`, EVALSHA or FCALL), the server's CPU per decision (`INFO cpu`) and this process's
 //! CPU per decision (`/proc/self/stat`; client, tokio and the connection drivers). The table goes
 //! to stderr and a flat JSON object of numbers to `target/criterion/redis_throughput.json`
 //! (`<client>_<n>task_ceiling_per_s`, `_ours_per_s`, `_ratio`, `_p50_us`, `_p99_us`,
@@ -327,11 +327,12 @@ where
     (all, start.elapsed())
 }
 
-/// What the server has done so far, from `INFO all`.
+/// What the server has done so far, from `INFO all`: calls of scripts and functions (EVALSHA and
+/// FCALL together: a point makes only one kind), their time, the server's CPU.
 #[derive(Clone, Copy)]
 struct ServerCounters {
-    evalsha_calls: u64,
-    evalsha_usec: u64,
+    script_calls: u64,
+    script_usec: u64,
     cpu_secs: f64,
 }
 
@@ -349,9 +350,9 @@ async fn server_counters(admin: &mut redis::aio::MultiplexedConnection) -> Optio
     let mut usec = 0;
     let mut cpu = 0.0;
     for line in info.lines() {
-        if line.starts_with("cmdstat_evalsha:") {
-            calls = field(line, "calls")?;
-            usec = field(line, "usec")?;
+        if line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_fcall:") {
+            calls += field(line, "calls")?;
+            usec += field(line, "usec")?;
         } else if let Some(v) = line
             .strip_prefix("used_cpu_sys:")
             .or_else(|| line.strip_prefix("used_cpu_user:"))
@@ -360,8 +361,8 @@ async fn server_counters(admin: &mut redis::aio::MultiplexedConnection) -> Optio
         }
     }
     Some(ServerCounters {
-        evalsha_calls: calls,
-        evalsha_usec: usec,
+        script_calls: calls,
+        script_usec: usec,
         cpu_secs: cpu,
     })
 }
@@ -382,7 +383,7 @@ struct Point {
     per_s: f64,
     p50_us: f64,
     p99_us: f64,
-    /// Server time inside EVALSHA per call (commandstats).
+    /// Server time inside EVALSHA or FCALL per call (commandstats).
     server_us_per_call: Option<f64>,
     /// Server process CPU per decision.
     server_cpu_us: Option<f64>,
@@ -413,11 +414,8 @@ where
     assert!(n > 0, "no call completed");
     let per_decision_us = |secs: f64| secs * 1e6 / n as f64;
     let (server_us_per_call, server_cpu_us) = match (server0, server1) {
-        (Some(a), Some(b)) if b.evalsha_calls > a.evalsha_calls => (
-            Some(
-                (b.evalsha_usec - a.evalsha_usec) as f64
-                    / (b.evalsha_calls - a.evalsha_calls) as f64,
-            ),
+        (Some(a), Some(b)) if b.script_calls > a.script_calls => (
+            Some((b.script_usec - a.script_usec) as f64 / (b.script_calls - a.script_calls) as f64),
             Some(per_decision_us(b.cpu_secs - a.cpu_secs)),
         ),
         _ => (None, None),
@@ -701,7 +699,7 @@ fn report(rows: &[Row], url: &str) {
         }
     }
     eprintln!(
-        "srv us/call: time inside EVALSHA (INFO commandstats); srv cpu us / cli cpu us: CPU of the \
+        "srv us/call: time inside EVALSHA or FCALL (INFO commandstats); srv cpu us / cli cpu us: CPU of the \
          server / of this process per decision"
     );
     if !bench_mode() {
