@@ -52,12 +52,20 @@
 -- double (scores, ZINCRBY), so those are passed as numbers; members, and the integers of PEXPIRE
 -- and SET PX, are formatted with '%d'.
 
--- The struct format of up to 82 numbers, cut to length with string.sub.
-local DOUBLES = '<dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+-- F[n]: the struct format of n numbers, built once (cutting one to length on every call costs a
+-- C call and a string).
+local F = {[0] = '<'}
+do
+  local f = '<'
+  for n = 1, 82 do
+    f = f .. 'd'
+    F[n] = f
+  end
+end
 
 -- The library functions a call uses, held as upvalues: cheaper than a global and a field read
 -- each time. A library's load sees no global but `redis`, so they are taken on the first call.
-local spack, sunpack, ssub, sfind, sformat, floor, max, min, tunpack, rcall, rpcall
+local spack, sunpack, sfind, sformat, floor, max, min, tunpack, rcall, rpcall
 
 local function ceil_div(x, y)
   if x <= 0 then return 0 end
@@ -108,8 +116,7 @@ local function save(keys, X, D, ns, now, layout, whole, full)
   local needed = full / 1000 + 30001
   local moved = X[5] < needed
   if moved then X[5] = floor(needed) + 30000 end
-  local numbers = spack(ssub('<ddddddddddddddddddddddddddddd', 1, 2 + ns),
-    tunpack(X, 1, 1 + ns))
+  local numbers = spack(F[1 + ns], tunpack(X, 1, 1 + ns))
   if moved then
     rcall('SET', keys[1], numbers .. layout, 'PX', sformat('%d', X[5] - floor(now / 1000)))
   elseif whole then
@@ -171,7 +178,7 @@ end
 -- One decision (the operation args[1]) on the budget whose keys are `keys`.
 local function policy(keys, args)
   if not spack then
-    spack, sunpack, ssub, sfind, sformat = struct.pack, struct.unpack, string.sub, string.find, string.format
+    spack, sunpack, sfind, sformat = struct.pack, struct.unpack, string.find, string.format
     floor, max, min, tunpack, rcall, rpcall = math.floor, math.max, math.min, unpack, redis.call, redis.pcall
   end
   local op = args[1]
@@ -180,7 +187,7 @@ local function policy(keys, args)
   local m = 3 + 5 * D -- numbers in the layout
   local ns = 4 + 3 * D -- numbers in the state after its format
   local LB = 1 + ns
-  local A = {sunpack(ssub(DOUBLES, 1, 1 + #args[3] / 8), args[3])}
+  local A = {sunpack(F[#args[3] / 8], args[3])}
 
   local t = rcall('TIME')
   local now = t[1] * 1000000 + t[2]
@@ -206,12 +213,12 @@ local function policy(keys, args)
   if type(raw) == 'string' and #raw == 8 * (1 + ns) + #layout
       and sfind(raw, layout, 8 * (1 + ns) + 1, true) == 8 * (1 + ns) + 1 then
     -- Kept under this very layout: nothing to convert.
-    X = {sunpack(ssub(DOUBLES, 1, 2 + ns + m), raw)}
+    X = {sunpack(F[1 + ns + m], raw)}
     if X[1] ~= 1 then return redis.error_reply('llm-ratelimit: unknown state format') end
     whole = false
   else
     X = {1}
-    local L = {sunpack(ssub(DOUBLES, 1, 1 + m), layout)}
+    local L = {sunpack(F[m], layout)}
     for j = 1, m do X[LB + j] = L[j] end
     if type(raw) == 'string' then
       -- Kept under another layout: a quota, a kind or the number of limits changed. The old
@@ -220,7 +227,7 @@ local function policy(keys, args)
       if not (od >= 1 and od <= 8 and od == floor(od)) or sunpack('<d', raw) ~= 1 then
         return redis.error_reply('llm-ratelimit: unknown state format')
       end
-      local P = {sunpack(ssub(DOUBLES, 1, 9 + 8 * od), raw)}
+      local P = {sunpack(F[8 + 8 * od], raw)}
       X[2], X[3], X[4], X[5] = P[2], P[3], P[4], P[5]
       old = {}
       for i = 1, D do
@@ -392,7 +399,7 @@ local function policy(keys, args)
     end
     X[2], X[4] = at, seq
     save(keys, X, D, ns, now, layout, whole, full)
-    return spack(ssub(DOUBLES, 1, 7 + 3 * D), tunpack(reply, 1, 6 + 3 * D))
+    return spack(F[6 + 3 * D], tunpack(reply, 1, 6 + 3 * D))
   end
 
   if op == 'correct' then
@@ -510,7 +517,7 @@ local function policy(keys, args)
       reply[2 + i] = mark
     end
     save(keys, X, D, ns, now, layout, whole)
-    return spack(ssub(DOUBLES, 1, 3 + D), tunpack(reply, 1, 2 + D))
+    return spack(F[2 + D], tunpack(reply, 1, 2 + D))
   end
 
   if op == 'cancel' then
@@ -590,7 +597,7 @@ local function policy(keys, args)
       reply[3 + 2 * i] = rem
       reply[4 + 2 * i] = reset
     end
-    return spack(ssub(DOUBLES, 1, 5 + 2 * D), tunpack(reply, 1, 4 + 2 * D))
+    return spack(F[4 + 2 * D], tunpack(reply, 1, 4 + 2 * D))
   end
 
   return redis.error_reply('llm-ratelimit: unknown operation ' .. tostring(op))
