@@ -37,6 +37,12 @@
 //!   other's. Numbers travel packed, never as decimal text, and a decision reads the state once and
 //!   writes only its numbers (`SETRANGE`), moving the key's expiry only when it must. Needs
 //!   **Redis 7.0 or later** (Redis Functions); an older server is refused at connect.
+//! - **Coalescing.** Acquires of one process on one budget that arrive while a call for that
+//!   budget is in flight wait for it and then go out together in one call, which applies them in
+//!   arrival order, each exactly as a call of its own would have been (FIFO, reservations,
+//!   deadlines counted from when the call is made, concurrency slots). A lone caller is sent at
+//!   once; under load, the server reads the clock and the state and writes the state once per
+//!   call instead of once per decision (at most 128 per call).
 //! - **Failures.** Each call has a timeout and is retried with exponential backoff and full jitter;
 //!   then the [`FailurePolicy`] applies: refuse, grant, or enforce a share of the limit locally.
 //!   The limiter tries Redis again every [`RedisConfig::probe_interval`] and recovers by itself.
@@ -51,6 +57,7 @@
 
 mod conn;
 mod error;
+mod lane;
 mod layout;
 mod limiter;
 mod ring;

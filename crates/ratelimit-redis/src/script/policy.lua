@@ -10,8 +10,8 @@
 -- keys[2]  the concurrency lease set (:slots); sent only when the policy has a concurrency limit
 -- keys[k], keys[k + 1]  each sliding log's entries by time and by running total (:t<i>, :c<i>),
 --          in the order of the limits; sent only for the limits that are sliding logs
--- args[1]  the operation: acquire | start | adjust | cancel | release | status | correct |
---          pause | paused
+-- args[1]  the operation: acquire | acquires | start | adjust | cancel | release | status |
+--          correct | pause | paused
 -- args[2]  the layout, packed, the same for every call under one policy: the concurrency max (0:
 --          none), the lease of a concurrency slot (ms), the number of sliding logs; then each
 --          limit: kind (1 gcra, 2 leaky bucket, 3 sliding log, 4 fixed window), tick (us per time
@@ -65,7 +65,7 @@ end
 
 -- The library functions a call uses, held as upvalues: cheaper than a global and a field read
 -- each time. A library's load sees no global but `redis`, so they are taken on the first call.
-local spack, sunpack, sfind, sformat, floor, max, min, tunpack, rcall, rpcall
+local spack, sunpack, sfind, sformat, floor, max, min, tunpack, tconcat, rcall, rpcall
 
 local function ceil_div(x, y)
   if x <= 0 then return 0 end
@@ -175,11 +175,113 @@ local function log_shift(keys, X, LK, i, so, member, delta)
   return true
 end
 
+-- One acquire (operation 'acquire') on the state X, at `now`: its numbers are A[a + 1] on, its
+-- permit id `id`. Returns its reply, packed, and, if it was granted, when the limits it charged
+-- are replenished (us); a refusal changes nothing. Leaves X as the grant made it, for the caller
+-- to save.
+local function acquire(keys, X, D, LB, LK, now, A, a, id)
+  local horizon, paused, seq, conc_max = X[2], X[3], X[4], X[LB + 1]
+  local mode, slots = A[a + 1], A[a + 3]
+  local at = now
+  if horizon > at then at = horizon end
+  if paused > at then at = paused end
+  local limiting = 0
+  local left_now = LK and {} -- each log's log_left at now, when computed here
+  local lo, so = LB + 3, 5
+  for i = 1, D do
+    local kind, scale, emission, cap, amount = X[lo + 1], X[lo + 3], X[lo + 4], X[lo + 5], A[a + 3 + i]
+    if amount * emission > cap then return spack('<ddddd', 4, now, i, amount, cap / emission) end
+    local e = at
+    if kind <= 2 then
+      -- The earliest tick at which the amount fits: the backlog then, drained since the last
+      -- grant (never before it), must leave room (a leaky bucket's must be empty).
+      local tick, b, l = X[lo + 2], X[so + 1], X[so + 2]
+      local x = at
+      if tick ~= 1 then x = ceil_div(at, tick) end
+      if x < l then x = l end
+      local need = b - (x - l) * scale
+      if need < 0 then need = 0 end
+      if kind == 1 then need = need + amount * emission - cap end
+      if need > 0 then e = (x + ceil_div(need, scale)) * tick elseif x * tick > at then e = x * tick end
+    elseif kind == 4 then
+      local w = floor(at / scale)
+      if w == X[so + 2] and X[so + 1] + amount > cap then e = (w + 1) * scale end
+    else
+      -- The earliest instant at which the amount fits the log.
+      local b = X[so + 1]
+      local left = log_left(keys, X, LK, i, lo, so, at)
+      if at == now then left_now[i] = left end
+      if b - left + amount > cap then
+        local first = rcall('ZRANGEBYSCORE', keys[LK[i] + 1], b + amount - cap, '+inf', 'LIMIT', 0, 1)
+        local leaves = tonumber(rcall('ZSCORE', keys[LK[i]], first[1])) + scale
+        if leaves > at then e = leaves end
+      end
+    end
+    if e > at then at = e; limiting = i end
+    lo, so = lo + 5, so + 3
+  end
+  if conc_max > 0 and slots > conc_max then return spack('<ddddd', 4, now, 0, slots, conc_max) end
+  if mode == 0 and at > now then return spack('<dddd', 2, now, at - now, limiting) end
+  if mode == 2 and at > now + A[a + 2] then return spack('<dddd', 5, now, at - now, limiting) end
+  local started = 0
+  if mode == 0 and conc_max > 0 then
+    if not take_slots(keys, now, id, slots, X[LB + 2], conc_max) then return spack('<dd', 3, now) end
+    started = 1
+  end
+  seq = seq + 1
+  local reply = {0, now, at, seq, horizon, started}
+  local full = at
+  lo, so = LB + 3, 5
+  for i = 1, D do
+    local kind, scale, amount, b, l = X[lo + 1], X[lo + 3], A[a + 3 + i], X[so + 1], X[so + 2]
+    local r = 3 + 3 * i
+    if kind <= 2 then
+      reply[r + 1], reply[r + 2] = b, l
+      local tick = X[lo + 2]
+      local x = at
+      if tick ~= 1 then x = ceil_div(at, tick) end
+      if x > l then
+        b = b - (x - l) * scale
+        if b < 0 then b = 0 end
+        l = x
+        X[so + 2] = x
+      end
+      b = b + amount * X[lo + 4]
+      X[so + 1] = b
+      local g = X[so + 3] + amount
+      X[so + 3] = g
+      reply[r + 3] = g
+      -- Replenished once the backlog has drained (to the tick: see save).
+      local f = (l + b / scale + 1) * tick
+      if f > full then full = f end
+    elseif kind == 4 then
+      local w = floor(at / scale)
+      reply[r + 1], reply[r + 2], reply[r + 3] = b, l, w
+      if w ~= l then b = 0; X[so + 2] = w end
+      X[so + 1] = b + amount
+      if (w + 1) * scale > full then full = (w + 1) * scale end
+    else
+      log_expire(keys, X, LK, i, lo, so, now, left_now[i])
+      reply[r + 1], reply[r + 2], reply[r + 3] = X[so + 1], X[so + 2], seq
+      local member = sformat('%d', seq)
+      X[so + 1] = X[so + 1] + amount
+      rcall('ZADD', keys[LK[i]], at, member)
+      rcall('ZADD', keys[LK[i] + 1], X[so + 1], member)
+      log_keep(keys, X, LK, i, lo, so, now, at)
+      if at + scale > full then full = at + scale end
+    end
+    lo, so = lo + 5, so + 3
+  end
+  X[2], X[4] = at, seq
+  return spack(F[6 + 3 * D], tunpack(reply, 1, 6 + 3 * D)), full
+end
+
 -- One decision (the operation args[1]) on the budget whose keys are `keys`.
 local function policy(keys, args)
   if not spack then
     spack, sunpack, sfind, sformat = struct.pack, struct.unpack, string.find, string.format
-    floor, max, min, tunpack, rcall, rpcall = math.floor, math.max, math.min, unpack, redis.call, redis.pcall
+    floor, max, min, tunpack, tconcat = math.floor, math.max, math.min, unpack, table.concat
+    rcall, rpcall = redis.call, redis.pcall
   end
   local op = args[1]
   local layout = args[2]
@@ -187,7 +289,21 @@ local function policy(keys, args)
   local m = 3 + 5 * D -- numbers in the layout
   local ns = 4 + 3 * D -- numbers in the state after its format
   local LB = 1 + ns
-  local A = {sunpack(F[#args[3] / 8], args[3])}
+  local A
+  local na = #args[3] / 8
+  if na <= 82 then
+    A = {sunpack(F[na], args[3])}
+  else
+    -- Coalesced acquires carry more numbers than one format holds: unpacked 80 at a time.
+    A = {}
+    local k, pos = 0, 1
+    while k < na do
+      local c = min(80, na - k)
+      local part = {sunpack(F[c], args[3], pos)}
+      for j = 1, c do A[k + j] = part[j] end
+      k, pos = k + c, part[c + 1]
+    end
+  end
 
   local t = rcall('TIME')
   local now = t[1] * 1000000 + t[2]
@@ -306,100 +422,25 @@ local function policy(keys, args)
     -- Reply: 0, now, the instant granted, the grant's seq, the horizon before it, whether its
     -- concurrency slots were taken (1) or not (0); then each limit's b and l before the grant and
     -- the grant's mark (the count of units granted, the window, or the log entry).
-    local mode, slots = A[1], A[3]
-    local at = now
-    if horizon > at then at = horizon end
-    if paused > at then at = paused end
-    local limiting = 0
-    local left_now = LK and {} -- each log's log_left at now, when computed here
-    local lo, so = LB + 3, 5
-    for i = 1, D do
-      local kind, scale, emission, cap, amount = X[lo + 1], X[lo + 3], X[lo + 4], X[lo + 5], A[3 + i]
-      if amount * emission > cap then return spack('<ddddd', 4, now, i, amount, cap / emission) end
-      local e = at
-      if kind <= 2 then
-        -- The earliest tick at which the amount fits: the backlog then, drained since the last
-        -- grant (never before it), must leave room (a leaky bucket's must be empty).
-        local tick, b, l = X[lo + 2], X[so + 1], X[so + 2]
-        local x = at
-        if tick ~= 1 then x = ceil_div(at, tick) end
-        if x < l then x = l end
-        local need = b - (x - l) * scale
-        if need < 0 then need = 0 end
-        if kind == 1 then need = need + amount * emission - cap end
-        if need > 0 then e = (x + ceil_div(need, scale)) * tick elseif x * tick > at then e = x * tick end
-      elseif kind == 4 then
-        local w = floor(at / scale)
-        if w == X[so + 2] and X[so + 1] + amount > cap then e = (w + 1) * scale end
-      else
-        -- The earliest instant at which the amount fits the log.
-        local b = X[so + 1]
-        local left = log_left(keys, X, LK, i, lo, so, at)
-        if at == now then left_now[i] = left end
-        if b - left + amount > cap then
-          local first = rcall('ZRANGEBYSCORE', keys[LK[i] + 1], b + amount - cap, '+inf', 'LIMIT', 0, 1)
-          local leaves = tonumber(rcall('ZSCORE', keys[LK[i]], first[1])) + scale
-          if leaves > at then e = leaves end
-        end
-      end
-      if e > at then at = e; limiting = i end
-      lo, so = lo + 5, so + 3
+    local r, full = acquire(keys, X, D, LB, LK, now, A, 0, args[4])
+    if full then save(keys, X, D, ns, now, layout, whole, full) end
+    return r
+  end
+
+  if op == 'acquires' then
+    -- Several acquires of this process, coalesced: args[3]: their count n, then each one's numbers
+    -- (as acquire's args[3]: 3 + D each); args[3 + j]: acquire j's permit id (with a concurrency
+    -- limit). Applied one after another in this order, each exactly as a call of acquire made at
+    -- this instant after the ones before it; the state is written once. Reply: for each, the
+    -- count of numbers in its reply, then its reply.
+    local out, last, k = {}, nil, 3 + D
+    for j = 1, A[1] do
+      local r, full = acquire(keys, X, D, LB, LK, now, A, 1 + (j - 1) * k, args[3 + j])
+      out[j] = spack('<d', #r / 8) .. r
+      if full and (not last or full > last) then last = full end
     end
-    if conc_max > 0 and slots > conc_max then return spack('<ddddd', 4, now, 0, slots, conc_max) end
-    if mode == 0 and at > now then return spack('<dddd', 2, now, at - now, limiting) end
-    if mode == 2 and at > now + A[2] then return spack('<dddd', 5, now, at - now, limiting) end
-    local started = 0
-    if mode == 0 and conc_max > 0 then
-      if not take_slots(keys, now, args[4], slots, X[LB + 2], conc_max) then return spack('<dd', 3, now) end
-      started = 1
-    end
-    seq = seq + 1
-    local reply = {0, now, at, seq, horizon, started}
-    local full = at
-    lo, so = LB + 3, 5
-    for i = 1, D do
-      local kind, scale, amount, b, l = X[lo + 1], X[lo + 3], A[3 + i], X[so + 1], X[so + 2]
-      local r = 3 + 3 * i
-      if kind <= 2 then
-        reply[r + 1], reply[r + 2] = b, l
-        local tick = X[lo + 2]
-        local x = at
-        if tick ~= 1 then x = ceil_div(at, tick) end
-        if x > l then
-          b = b - (x - l) * scale
-          if b < 0 then b = 0 end
-          l = x
-          X[so + 2] = x
-        end
-        b = b + amount * X[lo + 4]
-        X[so + 1] = b
-        local g = X[so + 3] + amount
-        X[so + 3] = g
-        reply[r + 3] = g
-        -- Replenished once the backlog has drained (to the tick: see save).
-        local f = (l + b / scale + 1) * tick
-        if f > full then full = f end
-      elseif kind == 4 then
-        local w = floor(at / scale)
-        reply[r + 1], reply[r + 2], reply[r + 3] = b, l, w
-        if w ~= l then b = 0; X[so + 2] = w end
-        X[so + 1] = b + amount
-        if (w + 1) * scale > full then full = (w + 1) * scale end
-      else
-        log_expire(keys, X, LK, i, lo, so, now, left_now[i])
-        reply[r + 1], reply[r + 2], reply[r + 3] = X[so + 1], X[so + 2], seq
-        local member = sformat('%d', seq)
-        X[so + 1] = X[so + 1] + amount
-        rcall('ZADD', keys[LK[i]], at, member)
-        rcall('ZADD', keys[LK[i] + 1], X[so + 1], member)
-        log_keep(keys, X, LK, i, lo, so, now, at)
-        if at + scale > full then full = at + scale end
-      end
-      lo, so = lo + 5, so + 3
-    end
-    X[2], X[4] = at, seq
-    save(keys, X, D, ns, now, layout, whole, full)
-    return spack(F[6 + 3 * D], tunpack(reply, 1, 6 + 3 * D))
+    if last then save(keys, X, D, ns, now, layout, whole, last) end
+    return tconcat(out)
   end
 
   if op == 'correct' then
