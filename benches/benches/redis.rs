@@ -13,7 +13,9 @@
 //!   `ConnectionManager` shared by every task with `redis::Script::invoke_async`, for fred one
 //!   `fred::prelude::Client` (built as ours builds it) with `evalsha` of the loaded SHA;
 //! - `ours`: `RedisLimiter::try_acquire(Request::new(Cost::request(100, 50)))`, the permit dropped,
-//!   on RPM + TPM GCRA limits so large that every decision is allowed (one script call each);
+//!   on RPM + TPM GCRA limits so large that every decision is allowed (one `FCALL` each, or with
+//!   64 tasks several decisions per `FCALL` when they queue behind the call in flight: each still
+//!   a decision of its own on the shared state at Redis time, applied in order);
 //! - `one_limit`: the same with the RPM limit alone;
 //! - `reference`: [`REFERENCE_GCRA`], the tightest stateful script for one GCRA limit (the same
 //!   decision as `one_limit` for that limit: Redis TIME, the state read, checked and written with
