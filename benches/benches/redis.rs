@@ -13,7 +13,9 @@
 //!   `ConnectionManager` shared by every task with `redis::Script::invoke_async`, for fred one
 //!   `fred::prelude::Client` (built as ours builds it) with `evalsha` of the loaded SHA;
 //! - `ours`: `RedisLimiter::try_acquire(Request::new(Cost::request(100, 50)))`, the permit dropped,
-//!   on RPM + TPM GCRA limits so large that every decision is allowed (one script call each);
+//!   on RPM + TPM GCRA limits so large that every decision is allowed (one `FCALL` each, or with
+//!   64 tasks several decisions per `FCALL` when they queue behind the call in flight: each still
+//!   a decision of its own on the shared state at Redis time, applied in order);
 //! - `one_limit`: the same with the RPM limit alone;
 //! - `reference`: [`REFERENCE_GCRA`], the tightest stateful script for one GCRA limit (the same
 //!   decision as `one_limit` for that limit: Redis TIME, the state read, checked and written with
@@ -32,7 +34,7 @@
 //! ours comes to the best possible stateful script (a stateless `return 1` is no stateful
 //! decision's bound: with 64 tasks on 2 cores the server's CPU per call decides).
 //! To show where the time goes, each point also reports the server's own time per script call
-//! (`INFO commandstats`, EVALSHA), the server's CPU per decision (`INFO cpu`) and this process's
+//! (`INFO commandstats`, EVALSHA or FCALL), the server's CPU per decision (`INFO cpu`) and this process's
 //! CPU per decision (`/proc/self/stat`; client, tokio and the connection drivers). The table goes
 //! to stderr and a flat JSON object of numbers to `target/criterion/redis_throughput.json`
 //! (`<client>_<n>task_ceiling_per_s`, `_ours_per_s`, `_ratio`, `_p50_us`, `_p99_us`,
@@ -327,11 +329,12 @@ where
     (all, start.elapsed())
 }
 
-/// What the server has done so far, from `INFO all`.
+/// What the server has done so far, from `INFO all`: calls of scripts and functions (EVALSHA and
+/// FCALL together: a point makes only one kind), their time, the server's CPU.
 #[derive(Clone, Copy)]
 struct ServerCounters {
-    evalsha_calls: u64,
-    evalsha_usec: u64,
+    script_calls: u64,
+    script_usec: u64,
     cpu_secs: f64,
 }
 
@@ -349,9 +352,9 @@ async fn server_counters(admin: &mut redis::aio::MultiplexedConnection) -> Optio
     let mut usec = 0;
     let mut cpu = 0.0;
     for line in info.lines() {
-        if line.starts_with("cmdstat_evalsha:") {
-            calls = field(line, "calls")?;
-            usec = field(line, "usec")?;
+        if line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_fcall:") {
+            calls += field(line, "calls")?;
+            usec += field(line, "usec")?;
         } else if let Some(v) = line
             .strip_prefix("used_cpu_sys:")
             .or_else(|| line.strip_prefix("used_cpu_user:"))
@@ -360,8 +363,8 @@ async fn server_counters(admin: &mut redis::aio::MultiplexedConnection) -> Optio
         }
     }
     Some(ServerCounters {
-        evalsha_calls: calls,
-        evalsha_usec: usec,
+        script_calls: calls,
+        script_usec: usec,
         cpu_secs: cpu,
     })
 }
@@ -382,7 +385,7 @@ struct Point {
     per_s: f64,
     p50_us: f64,
     p99_us: f64,
-    /// Server time inside EVALSHA per call (commandstats).
+    /// Server time inside EVALSHA or FCALL per call (commandstats).
     server_us_per_call: Option<f64>,
     /// Server process CPU per decision.
     server_cpu_us: Option<f64>,
@@ -413,11 +416,8 @@ where
     assert!(n > 0, "no call completed");
     let per_decision_us = |secs: f64| secs * 1e6 / n as f64;
     let (server_us_per_call, server_cpu_us) = match (server0, server1) {
-        (Some(a), Some(b)) if b.evalsha_calls > a.evalsha_calls => (
-            Some(
-                (b.evalsha_usec - a.evalsha_usec) as f64
-                    / (b.evalsha_calls - a.evalsha_calls) as f64,
-            ),
+        (Some(a), Some(b)) if b.script_calls > a.script_calls => (
+            Some((b.script_usec - a.script_usec) as f64 / (b.script_calls - a.script_calls) as f64),
             Some(per_decision_us(b.cpu_secs - a.cpu_secs)),
         ),
         _ => (None, None),
@@ -701,7 +701,7 @@ fn report(rows: &[Row], url: &str) {
         }
     }
     eprintln!(
-        "srv us/call: time inside EVALSHA (INFO commandstats); srv cpu us / cli cpu us: CPU of the \
+        "srv us/call: time inside EVALSHA or FCALL (INFO commandstats); srv cpu us / cli cpu us: CPU of the \
          server / of this process per decision"
     );
     if !bench_mode() {

@@ -167,6 +167,8 @@ struct Inner {
     down_until: parking_lot::Mutex<Option<tokio::time::Instant>>,
     next_permit: AtomicU64,
     instance: u64,
+    /// Acquires queued behind the call in flight on their budget (see `lane`).
+    lanes: crate::lane::Lanes,
 }
 
 /// A limiter whose budget lives in Redis, shared by every process that uses the same name.
@@ -331,8 +333,14 @@ impl RedisLimiter {
                 down_until: parking_lot::Mutex::new(None),
                 next_permit: AtomicU64::new(0),
                 instance: rand::random(),
+                lanes: crate::lane::Lanes::default(),
             }),
         })
+    }
+
+    /// The coalescing lanes of this limiter's budgets.
+    pub(crate) fn lanes(&self) -> &crate::lane::Lanes {
+        &self.inner.lanes
     }
 
     /// The current plan.
@@ -350,15 +358,33 @@ impl RedisLimiter {
         amounts
     }
 
-    /// Runs operation `op` of the script on `key`'s budget with its numbers and permit id (empty:
-    /// none), with retries; returns the reply's numbers.
-    async fn call(
+    /// Runs operation `op` of the policy function on `key`'s budget with its numbers and permit
+    /// id (empty: none), with retries; returns the reply's numbers.
+    pub(crate) async fn call(
         &self,
         plan: &Plan,
         key: &str,
         op: &str,
         nums: &Packed,
         permit: &str,
+    ) -> Result<Vec<i64>, BackendError> {
+        if permit.is_empty() {
+            self.call_with(plan, key, op, nums, &[]).await
+        } else {
+            self.call_with(plan, key, op, nums, &[permit.as_bytes()])
+                .await
+        }
+    }
+
+    /// Runs operation `op` of the policy function on `key`'s budget with its numbers and further
+    /// arguments (permit ids), with retries; returns the reply's numbers.
+    pub(crate) async fn call_with(
+        &self,
+        plan: &Plan,
+        key: &str,
+        op: &str,
+        nums: &Packed,
+        extra: &[&[u8]],
     ) -> Result<Vec<i64>, BackendError> {
         if let Some(until) = *self.inner.down_until.lock() {
             if tokio::time::Instant::now() < until {
@@ -369,16 +395,15 @@ impl RedisLimiter {
             }
         }
         let keys = plan.keys(&self.inner.tag_head, key);
-        let full: [&[u8]; 4] = [
-            op.as_bytes(),
-            plan.packed.bytes(),
-            nums.bytes(),
-            permit.as_bytes(),
-        ];
-        let args = if permit.is_empty() {
-            &full[..3]
+        let head: [&[u8]; 3] = [op.as_bytes(), plan.packed.bytes(), nums.bytes()];
+        let mut all: Vec<&[u8]>;
+        let args = if extra.is_empty() {
+            &head[..]
         } else {
-            &full[..]
+            all = Vec::with_capacity(3 + extra.len());
+            all.extend_from_slice(&head);
+            all.extend_from_slice(extra);
+            &all[..]
         };
         let result = self.run_with_retries(&keys, args).await;
         {
@@ -451,10 +476,10 @@ impl RedisLimiter {
 
     async fn try_once(
         &self,
-        plan: &Plan,
+        plan: &Arc<Plan>,
         request: &Request<'_>,
         mode: u8,
-        deadline: Duration,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Outcome, BackendError> {
         self.settle_cancels().await;
         // Leases are named after the permit; without a concurrency limit there are none.
@@ -470,16 +495,15 @@ impl RedisLimiter {
         let slots = request.cost.requests.max(1);
         let all = Self::amounts(plan, &request.cost);
         let amounts = &all[..plan.limits()];
-        let mut nums = Packed::with_capacity(3 + amounts.len());
-        nums.u(u64::from(mode))
-            .u(u64::try_from(deadline.as_micros()).unwrap_or(u64::MAX))
-            .u(slots);
-        for a in amounts {
-            nums.u(*a);
-        }
-        let r = self
-            .call(plan, request.key, "acquire", &nums, &permit_id)
-            .await?;
+        let acquire = crate::lane::Acquire {
+            plan: Arc::clone(plan),
+            mode,
+            deadline,
+            slots,
+            amounts: all,
+            permit_id: permit_id.clone(),
+        };
+        let r = self.acquire_call(request.key, acquire).await?;
         let bad = || BackendError::new(format!("unexpected script reply {r:?}"), None);
         let status = *r.first().ok_or_else(bad)?;
         match status {
@@ -634,11 +658,8 @@ impl RedisLimiter {
             } else {
                 1
             };
-            let left = deadline.map_or(Duration::ZERO, |d| {
-                d.saturating_duration_since(tokio::time::Instant::now())
-            });
             let plan = self.plan();
-            let outcome = match self.try_once(&plan, &request, mode, left).await {
+            let outcome = match self.try_once(&plan, &request, mode, deadline).await {
                 Ok(o) => o,
                 Err(e) => return self.backend_failed(e, request, timeout, try_only).await,
             };

@@ -1,5 +1,6 @@
 //! What each Rust client puts on the wire: decisions of concurrent tasks share one connection
-//! and are pipelined (sent without waiting for each other's replies), with both clients.
+//! and are pipelined (sent without waiting for each other's replies), with both clients;
+//! decisions of concurrent tasks on one budget are coalesced into few calls.
 
 mod common;
 
@@ -72,10 +73,16 @@ async fn concurrent_decisions_are_pipelined_on_one_connection() {
             .query_async(&mut admin)
             .await
             .unwrap();
+        // Each on a budget of its own: decisions on one budget are coalesced instead (see
+        // `decisions_on_one_budget_are_coalesced_into_few_calls`).
         let tasks: Vec<_> = (0..8)
-            .map(|_| {
+            .map(|i| {
                 let l = l.clone();
-                tokio::spawn(async move { l.try_acquire(Request::new(Cost::ONE_REQUEST)).await })
+                tokio::spawn(async move {
+                    let key = format!("k{i}");
+                    l.try_acquire(Request::new(Cost::ONE_REQUEST).key(&key))
+                        .await
+                })
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,4 +1,4 @@
-//! Failures: Redis going away and coming back, each failure policy, a flushed script cache.
+//! Failures: Redis going away and coming back, each failure policy.
 
 mod common;
 
@@ -129,16 +129,6 @@ async fn an_invalid_fallback_share_is_refused() {
     assert!(err.to_string().contains("on_failure.share"), "{err}");
 }
 
-async fn flush_scripts(url: &str) {
-    let client = redis::Client::open(url).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-}
-
 /// Every client this build has.
 fn clients() -> Vec<Client> {
     vec![
@@ -146,26 +136,6 @@ fn clients() -> Vec<Client> {
         #[cfg(feature = "fred")]
         Client::Fred,
     ]
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flushed_script_cache_is_survived_by_every_client() {
-    for client in clients() {
-        let server = PrivateServer::start();
-        let mut c = config("flush", FailurePolicy::FailClosed);
-        c.client = client;
-        let l = RedisLimiter::connect(server.url(), rpm(100), c)
-            .await
-            .unwrap();
-        drop(l.acquire(one()).await.unwrap());
-        flush_scripts(&server.url()).await;
-        drop(
-            l.acquire(one())
-                .await
-                .unwrap_or_else(|e| panic!("{client:?}: {e}")),
-        );
-        assert_eq!(l.status("").await.unwrap().limits()[0].status.remaining, 98);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

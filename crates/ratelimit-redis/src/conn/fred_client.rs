@@ -1,20 +1,20 @@
-//! The policy script on the `fred` crate: a reconnecting client, standalone or Cluster.
+//! The policy function on the `fred` crate: a reconnecting client, standalone or Cluster.
 
 use async_trait::async_trait;
 use fred::bytes::Bytes;
 use fred::prelude::{
-    Builder, Client, ClientLike, Config, LuaInterface, ReconnectPolicy, ServerConfig,
+    Builder, Client, ClientLike, Config, FunctionInterface, ReconnectPolicy, ServerConfig,
 };
 use fred::types::{Key, Value};
 use ratelimit_limiter::BackendError;
 
-use super::{POLICY_SCRIPT, ScriptConn, backend_error};
+use super::{NEEDS_REDIS_7, POLICY, ScriptConn, backend_error, is_not_loaded, is_unsupported};
 use crate::error::RedisLimiterError;
 
-/// A `fred` client with the script's SHA1 at hand.
+/// A `fred` client with the policy function's name at hand.
 pub(crate) struct FredConn {
     client: Client,
-    sha: fred::bytes_utils::Str,
+    function: fred::bytes_utils::Str,
 }
 
 impl FredConn {
@@ -57,14 +57,18 @@ impl FredConn {
             .init()
             .await
             .map_err(|e| RedisLimiterError::Connect(e.to_string()))?;
-        Ok(Self::from_client(client))
+        let conn = Self::from_client(client);
+        conn.load()
+            .await
+            .map_err(|e| RedisLimiterError::Connect(e.to_string()))?;
+        Ok(conn)
     }
 
-    /// Uses a client the caller built and initialised.
+    /// Uses a client the caller built and initialised (the policy is loaded on first use).
     pub(crate) fn from_client(client: Client) -> Self {
         Self {
             client,
-            sha: fred::util::sha1_hash(POLICY_SCRIPT).into(),
+            function: POLICY.name.as_str().into(),
         }
     }
 }
@@ -79,17 +83,25 @@ fn request(keys: &[String], args: &[&[u8]]) -> (Vec<Key>, Vec<Value>) {
     )
 }
 
-/// The script's reply, a byte string.
+/// The function's reply, a byte string.
 fn reply(value: Value) -> Result<Vec<u8>, BackendError> {
     match value {
         Value::Bytes(b) => Ok(b.into()),
         // A reply that happens to be valid UTF-8.
         Value::String(s) => Ok(s.as_bytes().to_vec()),
         other => Err(BackendError::new(
-            format!("fred: unexpected script reply {other:?}"),
+            format!("fred: unexpected function reply {other:?}"),
             None,
         )),
     }
+}
+
+/// A `fred` error, and what it means for a server without Redis Functions.
+fn failed(e: fred::error::Error) -> BackendError {
+    if is_unsupported(e.details()) {
+        return backend_error(&format!("fred: {NEEDS_REDIS_7}"), e);
+    }
+    backend_error("fred", e)
 }
 
 #[async_trait]
@@ -98,20 +110,30 @@ impl ScriptConn for FredConn {
         let (k, a) = request(keys, args);
         match self
             .client
-            .evalsha::<Value, _, _, _>(self.sha.clone(), k, a)
+            .fcall::<Value, _, _, _>(self.function.clone(), k, a)
             .await
         {
             Ok(r) => reply(r),
-            // The server lost its scripts: EVAL sends the text and caches it again.
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
+            // This server does not have the library (yet, or any more): load it, call again.
+            Err(e) if is_not_loaded(e.details()) => {
+                self.load().await?;
                 let (k, a) = request(keys, args);
                 self.client
-                    .eval::<Value, _, _, _>(POLICY_SCRIPT, k, a)
+                    .fcall::<Value, _, _, _>(self.function.clone(), k, a)
                     .await
-                    .map_err(|e| backend_error("fred", e))
+                    .map_err(failed)
                     .and_then(reply)
             }
-            Err(e) => Err(backend_error("fred", e)),
+            Err(e) => Err(failed(e)),
         }
+    }
+
+    async fn load(&self) -> Result<(), BackendError> {
+        // On a Cluster, on every primary; on one server, there.
+        self.client
+            .function_load_cluster::<Value, _>(true, POLICY.code.as_str())
+            .await
+            .map(drop)
+            .map_err(failed)
     }
 }

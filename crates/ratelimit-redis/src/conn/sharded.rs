@@ -39,6 +39,13 @@ impl ScriptConn for ShardedConn {
         let conn = &self.conns[self.ring.server_of(key)];
         conn.run(keys, args).await
     }
+
+    async fn load(&self) -> Result<(), BackendError> {
+        for conn in &self.conns {
+            conn.load().await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
