@@ -8,6 +8,10 @@
 //! budget in flight from this process, and under load each call carries many decisions: the
 //! server runs the function, reads the clock and the state and writes the state once per call,
 //! not once per decision.
+//!
+//! Calls are made from tasks of their own, never from the caller's future: a caller dropped while
+//! its acquire is in flight (a timeout, `select!`, an aborted task) cannot stop the server from
+//! granting it, so the reply is still read, and what it granted is given back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -104,20 +108,40 @@ impl RedisLimiter {
                 Ok(acquire)
             }
         };
-        match queued {
+        let rx = match queued {
             Ok(acquire) => {
-                let _turn = Turn {
+                // Alone: sent at once, from a task of its own, so that the call completes (and
+                // what it grants is given back) even if this future is dropped meanwhile.
+                let (tx, rx) = oneshot::channel();
+                let turn = Turn {
                     limiter: self.clone(),
                     key: key.to_owned(),
                 };
-                self.call_acquire(key, &acquire).await
+                let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                    return self.call_acquire(key, &acquire).await;
+                };
+                rt.spawn(async move {
+                    let reply = turn.limiter.call_acquire(&turn.key, &acquire).await;
+                    turn.limiter
+                        .deliver(&turn.key, Queued { acquire, reply: tx }, reply);
+                    drop(turn);
+                });
+                rx
             }
-            Err(rx) => rx.await.unwrap_or_else(|_| {
-                Err(BackendError::new(
-                    "the call carrying this acquire was abandoned (runtime shutting down)",
-                    None,
-                ))
-            }),
+            Err(rx) => rx,
+        };
+        rx.await.unwrap_or_else(|_| {
+            Err(BackendError::new(
+                "the call carrying this acquire was abandoned (runtime shutting down)",
+                None,
+            ))
+        })
+    }
+
+    /// Hands `reply` to its caller; if the caller is gone, gives back what it was granted.
+    fn deliver(&self, key: &str, q: Queued, reply: Reply) {
+        if let Err(Ok(r)) = q.reply.send(reply) {
+            self.give_back_unclaimed(key, &q.acquire, &r);
         }
     }
 
@@ -183,7 +207,7 @@ impl RedisLimiter {
         if run.len() == 1 {
             let q = run.swap_remove(0);
             let reply = self.call_acquire(key, &q.acquire).await;
-            let _ = q.reply.send(reply);
+            self.deliver(key, q, reply);
             return;
         }
         let mut nums = Packed::with_capacity(1 + run.len() * (3 + plan.limits()));
@@ -206,7 +230,7 @@ impl RedisLimiter {
                             None,
                         ))
                     });
-                    let _ = q.reply.send(reply);
+                    self.deliver(key, q, reply);
                 }
             }
             Err(e) => {

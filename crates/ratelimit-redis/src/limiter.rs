@@ -504,42 +504,23 @@ impl RedisLimiter {
             permit_id: permit_id.clone(),
         };
         let r = self.acquire_call(request.key, acquire).await?;
-        let bad = || BackendError::new(format!("unexpected script reply {r:?}"), None);
-        let status = *r.first().ok_or_else(bad)?;
-        match status {
-            0 => {
-                let d = amounts.len();
-                if r.len() != 6 + 3 * d {
-                    return Err(bad());
-                }
-                let (now, at, seq, prev, started) = (r[1], r[2], r[3], r[4], r[5] == 1);
-                let slices = (0..d)
-                    .map(|i| Slice {
-                        held: amounts[i],
-                        backlog_before: r[6 + 3 * i],
-                        last_before: r[7 + 3 * i],
-                        mark: r[8 + 3 * i],
-                    })
-                    .collect();
-                Ok(Outcome::Granted {
-                    now,
-                    started,
-                    grant: Grant {
-                        key: request.key.to_owned(),
-                        seq,
-                        prev_horizon: prev,
-                        at,
-                        slices,
-                        permit_id,
-                        slots: if started { slots } else { 0 },
-                    },
-                })
-            }
-            2 | 5 => Ok(Outcome::RateLimited(Duration::from_micros(
-                u64::try_from(*r.get(2).ok_or_else(bad)?).unwrap_or(0),
-            ))),
-            3 => Ok(Outcome::ConcurrencyFull),
-            _ => Err(bad()),
+        outcome_of(request.key, amounts, slots, permit_id, &r)
+    }
+
+    /// Gives back what an acquire was granted when nobody is left to claim it: its caller's future
+    /// was dropped while the call was in flight (the server ran it all the same).
+    pub(crate) fn give_back_unclaimed(&self, key: &str, acquire: &crate::lane::Acquire, r: &[i64]) {
+        let amounts = &acquire.amounts[..acquire.plan.limits()];
+        if let Ok(Outcome::Granted { grant, .. }) =
+            outcome_of(key, amounts, acquire.slots, acquire.permit_id.clone(), r)
+        {
+            tracing::debug!("an acquire's caller left while its call was in flight; giving back");
+            // Dropped at once: the guard gives the grant back in a task of its own, counted with
+            // the other give-backs in flight (which a new request from this process waits out).
+            drop(CancelGuard {
+                limiter: self.clone(),
+                grant: Some(grant),
+            });
         }
     }
 
@@ -755,6 +736,54 @@ fn scaled(policy: &Policy, share: f64) -> Result<Policy, RedisLimiterError> {
         local.set_concurrency(((c.max() as f64 * share).floor() as u64).max(1))?;
     }
     Ok(local)
+}
+
+/// What the library's reply `r` to one acquire of `amounts` (and `slots`, leases named
+/// `permit_id`) on `key` says.
+fn outcome_of(
+    key: &str,
+    amounts: &[u64],
+    slots: u64,
+    permit_id: String,
+    r: &[i64],
+) -> Result<Outcome, BackendError> {
+    let bad = || BackendError::new(format!("unexpected script reply {r:?}"), None);
+    let status = *r.first().ok_or_else(bad)?;
+    match status {
+        0 => {
+            let d = amounts.len();
+            if r.len() != 6 + 3 * d {
+                return Err(bad());
+            }
+            let (now, at, seq, prev, started) = (r[1], r[2], r[3], r[4], r[5] == 1);
+            let slices = (0..d)
+                .map(|i| Slice {
+                    held: amounts[i],
+                    backlog_before: r[6 + 3 * i],
+                    last_before: r[7 + 3 * i],
+                    mark: r[8 + 3 * i],
+                })
+                .collect();
+            Ok(Outcome::Granted {
+                now,
+                started,
+                grant: Grant {
+                    key: key.to_owned(),
+                    seq,
+                    prev_horizon: prev,
+                    at,
+                    slices,
+                    permit_id,
+                    slots: if started { slots } else { 0 },
+                },
+            })
+        }
+        2 | 5 => Ok(Outcome::RateLimited(Duration::from_micros(
+            u64::try_from(*r.get(2).ok_or_else(bad)?).unwrap_or(0),
+        ))),
+        3 => Ok(Outcome::ConcurrencyFull),
+        _ => Err(bad()),
+    }
 }
 
 /// Gives a reservation back if the waiting future is dropped before its turn.

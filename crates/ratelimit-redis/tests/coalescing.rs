@@ -319,3 +319,54 @@ async fn a_queued_acquire_counts_its_time_in_the_queue_against_its_timeout() {
         assert_eq!(granted, 1, "{client:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquires_dropped_while_their_call_is_in_flight_give_back_what_it_granted() {
+    for client in clients() {
+        let server = PrivateServer::start();
+        let mut admin = admin(&server).await;
+        // A fixed window of an hour: nothing comes back by itself during the test.
+        let policy = Policy::builder()
+            .limit(
+                ratelimit_core::Limit::new(
+                    ratelimit_core::Resource::Requests,
+                    1_000,
+                    Duration::from_secs(3_600),
+                )
+                .algorithm(ratelimit_core::AlgorithmKind::FixedWindow),
+            )
+            .build()
+            .unwrap();
+        let l = limiter(&server, client, policy).await;
+        drop(l.try_acquire(one()).await.unwrap());
+        pause(&mut admin, 300).await;
+        // The first is sent and held by the pause; the others queue behind it.
+        let tasks = in_order(10, || {
+            let l = l.clone();
+            async move { l.acquire(one()).await.map(drop) }
+        })
+        .await;
+        // Every caller leaves while the server holds the call: it runs all the same once the
+        // pause is over, and what it granted must come back.
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            assert!(t.await.unwrap_err().is_cancelled());
+        }
+        // Past the pause: the held call returns, its grant is given back; the queued ones,
+        // whose callers are gone, are never sent.
+        let mut remaining = 0;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            remaining = l.status("").await.unwrap().limits()[0].status.remaining;
+            if remaining == 999 {
+                break;
+            }
+        }
+        assert_eq!(
+            remaining, 999,
+            "{client:?}: only the first, kept, acquire counts"
+        );
+    }
+}
