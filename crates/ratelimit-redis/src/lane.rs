@@ -9,12 +9,15 @@
 //! server runs the function, reads the clock and the state and writes the state once per call,
 //! not once per decision.
 //!
-//! Calls are made from tasks of their own, never from the caller's future: a caller dropped while
-//! its acquire is in flight (a timeout, `select!`, an aborted task) cannot stop the server from
-//! granting it, so the reply is still read, and what it granted is given back.
+//! A caller dropped while its acquire is in flight (a timeout, `select!`, an aborted task) cannot
+//! stop the server from granting it: the reply is still read (a lone call is finished in a task of
+//! its own, a coalesced one is sent from one), and what it granted is given back.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use ratelimit_core::MAX_LIMITS;
 use ratelimit_limiter::BackendError;
@@ -93,6 +96,48 @@ impl Drop for Turn {
     }
 }
 
+/// What a lone acquire's call gives: the lane's turn (held until the call is done), the acquire,
+/// the reply.
+type LoneOutput = (Turn, Acquire, Reply);
+
+/// A lone acquire's call, driven by its caller's future. Dropped before the reply came (a timeout,
+/// `select!`, an aborted task), it is finished in a task of its own: the server runs the call all
+/// the same, so its reply is read and what it granted given back.
+struct LoneCall {
+    call: Option<Pin<Box<dyn Future<Output = LoneOutput> + Send>>>,
+}
+
+impl Future for LoneCall {
+    type Output = Reply;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
+        let Some(call) = self.call.as_mut() else {
+            return Poll::Ready(Err(BackendError::new("polled after completion", None)));
+        };
+        let (turn, _, reply) = ready!(call.as_mut().poll(cx));
+        self.call = None;
+        drop(turn);
+        Poll::Ready(reply)
+    }
+}
+
+impl Drop for LoneCall {
+    fn drop(&mut self) {
+        let Some(call) = self.call.take() else {
+            return;
+        };
+        // Without a runtime the call cannot go on; its grant, if any, is left to expire.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let (turn, acquire, reply) = call.await;
+                if let Ok(r) = reply {
+                    turn.limiter.give_back_unclaimed(&turn.key, &acquire, &r);
+                }
+            });
+        }
+    }
+}
+
 impl RedisLimiter {
     /// Sends `acquire` on `key`'s budget, or queues it behind the call in flight there; returns
     /// the function's reply to it.
@@ -108,34 +153,30 @@ impl RedisLimiter {
                 Ok(acquire)
             }
         };
-        let rx = match queued {
+        match queued {
             Ok(acquire) => {
-                // Alone: sent at once, from a task of its own, so that the call completes (and
-                // what it grants is given back) even if this future is dropped meanwhile.
-                let (tx, rx) = oneshot::channel();
+                // Alone: sent at once, driven by this future; if it is dropped before the reply,
+                // the call is finished in a task of its own (see `LoneCall`).
                 let turn = Turn {
                     limiter: self.clone(),
                     key: key.to_owned(),
                 };
-                let Ok(rt) = tokio::runtime::Handle::try_current() else {
-                    return self.call_acquire(key, &acquire).await;
-                };
-                rt.spawn(async move {
-                    let reply = turn.limiter.call_acquire(&turn.key, &acquire).await;
-                    turn.limiter
-                        .deliver(&turn.key, Queued { acquire, reply: tx }, reply);
-                    drop(turn);
-                });
-                rx
+                LoneCall {
+                    call: Some(Box::pin(async move {
+                        let reply = turn.limiter.call_acquire(&turn.key, &acquire).await;
+                        // The lane goes on once the reply is taken (when `turn` is dropped).
+                        (turn, acquire, reply)
+                    })),
+                }
+                .await
             }
-            Err(rx) => rx,
-        };
-        rx.await.unwrap_or_else(|_| {
-            Err(BackendError::new(
-                "the call carrying this acquire was abandoned (runtime shutting down)",
-                None,
-            ))
-        })
+            Err(rx) => rx.await.unwrap_or_else(|_| {
+                Err(BackendError::new(
+                    "the call carrying this acquire was abandoned (runtime shutting down)",
+                    None,
+                ))
+            }),
+        }
     }
 
     /// Hands `reply` to its caller; if the caller is gone, gives back what it was granted.
