@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::PrivateServer;
-use ratelimit_core::{Cost, Policy};
+use ratelimit_core::{AlgorithmKind, Cost, Limit, Policy, Resource};
 use ratelimit_limiter::{AcquireError, Limiter, Request};
 use ratelimit_redis::{Client, RedisConfig, RedisLimiter};
 
@@ -58,6 +58,17 @@ async fn pause(admin: &mut redis::aio::MultiplexedConnection, ms: u64) {
         .unwrap();
 }
 
+/// `amount` requests per `window_secs` seconds under `algorithm`.
+fn requests_per(algorithm: AlgorithmKind, amount: u64, window_secs: u64) -> Policy {
+    Policy::builder()
+        .limit(
+            Limit::new(Resource::Requests, amount, Duration::from_secs(window_secs))
+                .algorithm(algorithm),
+        )
+        .build()
+        .unwrap()
+}
+
 async fn limiter(server: &PrivateServer, client: Client, policy: Policy) -> RedisLimiter {
     let mut config = RedisConfig::new(common::unique_name("coalescing"));
     config.client = client;
@@ -90,17 +101,7 @@ async fn decisions_on_one_budget_are_coalesced_into_one_call_behind_the_one_in_f
         let server = PrivateServer::start();
         let mut admin = admin(&server).await;
         // A fixed window of an hour: the count is exact, nothing comes back meanwhile.
-        let policy = Policy::builder()
-            .limit(
-                ratelimit_core::Limit::new(
-                    ratelimit_core::Resource::Requests,
-                    1_000,
-                    Duration::from_secs(3_600),
-                )
-                .algorithm(ratelimit_core::AlgorithmKind::FixedWindow),
-            )
-            .build()
-            .unwrap();
+        let policy = requests_per(AlgorithmKind::FixedWindow, 1_000, 3_600);
         let l = limiter(&server, client, policy).await;
         drop(l.try_acquire(one()).await.unwrap());
         let before = fcalls(&mut admin).await;
@@ -157,17 +158,7 @@ async fn coalesced_reservations_queue_in_arrival_order() {
         let server = PrivateServer::start();
         let mut admin = admin(&server).await;
         // One request per 20 ms, no burst: each reservation 20 ms after the one before.
-        let policy = Policy::builder()
-            .limit(
-                ratelimit_core::Limit::new(
-                    ratelimit_core::Resource::Requests,
-                    50,
-                    Duration::from_secs(1),
-                )
-                .algorithm(ratelimit_core::AlgorithmKind::LeakyBucket),
-            )
-            .build()
-            .unwrap();
+        let policy = requests_per(AlgorithmKind::LeakyBucket, 50, 1);
         let l = limiter(&server, client, policy).await;
         pause(&mut admin, 300).await;
         let tasks = in_order(8, || {
@@ -287,17 +278,7 @@ async fn a_queued_acquire_counts_its_time_in_the_queue_against_its_timeout() {
     for client in clients() {
         let server = PrivateServer::start();
         let mut admin = admin(&server).await;
-        let policy = Policy::builder()
-            .limit(
-                ratelimit_core::Limit::new(
-                    ratelimit_core::Resource::Requests,
-                    100,
-                    Duration::from_secs(1),
-                )
-                .algorithm(ratelimit_core::AlgorithmKind::LeakyBucket),
-            )
-            .build()
-            .unwrap();
+        let policy = requests_per(AlgorithmKind::LeakyBucket, 100, 1);
         let l = limiter(&server, client, policy).await;
         pause(&mut admin, 300).await;
         // Each may wait 100 ms; the queue alone takes longer. The first call was sent at once
@@ -326,17 +307,7 @@ async fn acquires_dropped_while_their_call_is_in_flight_give_back_what_it_grante
         let server = PrivateServer::start();
         let mut admin = admin(&server).await;
         // A fixed window of an hour: nothing comes back by itself during the test.
-        let policy = Policy::builder()
-            .limit(
-                ratelimit_core::Limit::new(
-                    ratelimit_core::Resource::Requests,
-                    1_000,
-                    Duration::from_secs(3_600),
-                )
-                .algorithm(ratelimit_core::AlgorithmKind::FixedWindow),
-            )
-            .build()
-            .unwrap();
+        let policy = requests_per(AlgorithmKind::FixedWindow, 1_000, 3_600);
         let l = limiter(&server, client, policy).await;
         drop(l.try_acquire(one()).await.unwrap());
         pause(&mut admin, 300).await;
