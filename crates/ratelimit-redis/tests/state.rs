@@ -137,28 +137,40 @@ fn per_minute_60() -> Policy {
     Policy::builder().requests_per_minute(60).build().unwrap()
 }
 
+/// Writes a one-limit state in the earlier script's hash format at `key`: a backlog of 30 s of
+/// scaled units as of the server's now, `granted` units recorded, kept under `quota`.
+async fn write_legacy_state(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    seq: u64,
+    granted: u64,
+    quota: &str,
+) {
+    let now = redis_now_us(c).await;
+    let _: () = c
+        .hset_multiple(
+            key,
+            &[
+                ("h", "0".to_owned()),
+                ("p", "0".to_owned()),
+                ("seq", seq.to_string()),
+                ("b1", "30000000".to_owned()),
+                ("l1", now.to_string()),
+                ("g1", granted.to_string()),
+                ("q1", quota.to_owned()),
+            ],
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_written_by_the_earlier_hash_format_is_read_and_replaced() {
     let name = common::unique_name("legacy");
     let key = format!("{{llmrl:{name}:}}:state");
     let mut c = admin().await;
-    let now = redis_now_us(&mut c).await;
     // The earlier script's hash: 30 requests owed as of now, under this very quota.
-    let _: () = c
-        .hset_multiple(
-            &key,
-            &[
-                ("h", "0".to_owned()),
-                ("p", "0".to_owned()),
-                ("seq", "5".to_owned()),
-                ("b1", "30000000".to_owned()),
-                ("l1", now.to_string()),
-                ("g1", "30".to_owned()),
-                ("q1", "1:1:1000000:60000000".to_owned()),
-            ],
-        )
-        .await
-        .unwrap();
+    write_legacy_state(&mut c, &key, 5, 30, "1:1:1000000:60000000").await;
     let l = named(&name, per_minute_60()).await;
     assert_eq!(l.status("").await.unwrap().limits()[0].status.remaining, 30);
     drop(l.try_acquire(one()).await.unwrap());
@@ -177,23 +189,8 @@ async fn a_legacy_state_under_another_quota_keeps_the_units_owed() {
     let name = common::unique_name("legacy-quota");
     let key = format!("{{llmrl:{name}:}}:state");
     let mut c = admin().await;
-    let now = redis_now_us(&mut c).await;
     // Kept under 30 per minute (2 s per request): 15 requests owed.
-    let _: () = c
-        .hset_multiple(
-            &key,
-            &[
-                ("h", "0".to_owned()),
-                ("p", "0".to_owned()),
-                ("seq", "15".to_owned()),
-                ("b1", "30000000".to_owned()),
-                ("l1", now.to_string()),
-                ("g1", "15".to_owned()),
-                ("q1", "1:1:2000000:60000000".to_owned()),
-            ],
-        )
-        .await
-        .unwrap();
+    write_legacy_state(&mut c, &key, 15, 15, "1:1:2000000:60000000").await;
     let l = named(&name, per_minute_60()).await;
     // The 15 requests still owed count against the new quota of 60.
     drop(l.try_acquire(one()).await.unwrap());
