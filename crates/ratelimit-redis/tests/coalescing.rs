@@ -78,6 +78,21 @@ async fn limiter(server: &PrivateServer, client: Client, policy: Policy) -> Redi
         .unwrap()
 }
 
+/// A private server, an admin connection to it, and a limiter of `policy` on it through `client`.
+async fn start(
+    client: Client,
+    policy: Policy,
+) -> (
+    PrivateServer,
+    redis::aio::MultiplexedConnection,
+    RedisLimiter,
+) {
+    let server = PrivateServer::start();
+    let admin = admin(&server).await;
+    let l = limiter(&server, client, policy).await;
+    (server, admin, l)
+}
+
 /// Starts `n` acquires on the default budget, one after another, each queued before the next
 /// starts (the server is paused); returns their outcomes in that order.
 async fn in_order<F, Fut, T>(n: usize, op: F) -> Vec<tokio::task::JoinHandle<T>>
@@ -98,11 +113,9 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_on_one_budget_are_coalesced_into_one_call_behind_the_one_in_flight() {
     for client in clients() {
-        let server = PrivateServer::start();
-        let mut admin = admin(&server).await;
         // A fixed window of an hour: the count is exact, nothing comes back meanwhile.
         let policy = requests_per(AlgorithmKind::FixedWindow, 1_000, 3_600);
-        let l = limiter(&server, client, policy).await;
+        let (_server, mut admin, l) = start(client, policy).await;
         drop(l.try_acquire(one()).await.unwrap());
         let before = fcalls(&mut admin).await;
         // Shorter than the redis crate's response timeout (500 ms), which would retry the call.
@@ -128,10 +141,8 @@ async fn decisions_on_one_budget_are_coalesced_into_one_call_behind_the_one_in_f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coalesced_acquires_are_decided_in_arrival_order() {
     for client in clients() {
-        let server = PrivateServer::start();
-        let mut admin = admin(&server).await;
         let policy = Policy::builder().requests_per_minute(10).build().unwrap();
-        let l = limiter(&server, client, policy).await;
+        let (_server, mut admin, l) = start(client, policy).await;
         pause(&mut admin, 300).await;
         let tasks = in_order(20, || {
             let l = l.clone();
@@ -155,11 +166,9 @@ async fn coalesced_acquires_are_decided_in_arrival_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coalesced_reservations_queue_in_arrival_order() {
     for client in clients() {
-        let server = PrivateServer::start();
-        let mut admin = admin(&server).await;
         // One request per 20 ms, no burst: each reservation 20 ms after the one before.
         let policy = requests_per(AlgorithmKind::LeakyBucket, 50, 1);
-        let l = limiter(&server, client, policy).await;
+        let (_server, mut admin, l) = start(client, policy).await;
         pause(&mut admin, 300).await;
         let tasks = in_order(8, || {
             let l = l.clone();
@@ -191,14 +200,12 @@ async fn coalesced_reservations_queue_in_arrival_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coalesced_acquires_take_and_release_concurrency_slots_each() {
     for client in clients() {
-        let server = PrivateServer::start();
-        let mut admin = admin(&server).await;
         let policy = Policy::builder()
             .requests_per_minute(1_000)
             .concurrency(5)
             .build()
             .unwrap();
-        let l = limiter(&server, client, policy).await;
+        let (_server, mut admin, l) = start(client, policy).await;
         pause(&mut admin, 300).await;
         let tasks = in_order(12, || {
             let l = l.clone();
@@ -276,10 +283,8 @@ async fn many_tasks_get_exactly_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_acquire_counts_its_time_in_the_queue_against_its_timeout() {
     for client in clients() {
-        let server = PrivateServer::start();
-        let mut admin = admin(&server).await;
         let policy = requests_per(AlgorithmKind::LeakyBucket, 100, 1);
-        let l = limiter(&server, client, policy).await;
+        let (_server, mut admin, l) = start(client, policy).await;
         pause(&mut admin, 300).await;
         // Each may wait 100 ms; the queue alone takes longer. The first call was sent at once
         // and is placed at once; the others, sent after their deadlines, could only take a place
@@ -304,11 +309,9 @@ async fn a_queued_acquire_counts_its_time_in_the_queue_against_its_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acquires_dropped_while_their_call_is_in_flight_give_back_what_it_granted() {
     for client in clients() {
-        let server = PrivateServer::start();
-        let mut admin = admin(&server).await;
         // A fixed window of an hour: nothing comes back by itself during the test.
         let policy = requests_per(AlgorithmKind::FixedWindow, 1_000, 3_600);
-        let l = limiter(&server, client, policy).await;
+        let (_server, mut admin, l) = start(client, policy).await;
         drop(l.try_acquire(one()).await.unwrap());
         pause(&mut admin, 300).await;
         // The first is sent and held by the pause; the others queue behind it.
