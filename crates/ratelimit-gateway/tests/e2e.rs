@@ -316,8 +316,9 @@ async fn interactive_tenants_are_served_before_waiting_batch_ones() {
     assert_eq!(order, [0, 1, 4, 2, 3]);
 }
 
-#[tokio::test]
-async fn a_stream_is_passed_through_and_its_grants_settled_to_the_reported_usage() {
+/// A simulated provider answering 7 output tokens, and a gateway settling to usage in front of it
+/// with tenants `a` and `b` (10,000 tokens a minute each).
+async fn settling_gateway() -> (ratelimit_sim::SimHandle, common::Running) {
     let upstream = sim(SimConfig {
         output: OutputTokens::Fixed(7),
         ..SimConfig::default()
@@ -334,8 +335,18 @@ async fn a_stream_is_passed_through_and_its_grants_settled_to_the_reported_usage
         name = "a"
         key_env = "KEY_A"
         limits = { tpm = 10000 }
+        [[tenants]]
+        name = "b"
+        key_env = "KEY_B"
+        limits = { tpm = 10000 }
     "#;
     let gw = gateway(config, &upstream).await;
+    (upstream, gw)
+}
+
+#[tokio::test]
+async fn a_stream_is_passed_through_and_its_grants_settled_to_the_reported_usage() {
+    let (_upstream, gw) = settling_gateway().await;
     let mut body = hello(500);
     body["stream"] = true.into();
     body["stream_options"] = serde_json::json!({"include_usage": true});
@@ -414,28 +425,7 @@ async fn a_stream_is_passed_through_and_its_grants_settled_to_the_reported_usage
 
 #[tokio::test]
 async fn a_stream_without_include_usage_is_settled_and_its_client_sees_no_usage() {
-    let upstream = sim(SimConfig {
-        output: OutputTokens::Fixed(7),
-        ..SimConfig::default()
-    })
-    .await;
-    let config = r#"
-        settle = "usage"
-        [upstream]
-        base_url = "{upstream}"
-        api_key_env = "UPSTREAM_KEY"
-        [global]
-        tpm = 1000000
-        [[tenants]]
-        name = "a"
-        key_env = "KEY_A"
-        limits = { tpm = 10000 }
-        [[tenants]]
-        name = "b"
-        key_env = "KEY_B"
-        limits = { tpm = 10000 }
-    "#;
-    let gw = gateway(config, &upstream).await;
+    let (_upstream, gw) = settling_gateway().await;
     // The same request unstreamed, by the other tenant: its prompt's tokens.
     let plain: serde_json::Value = gw
         .chat("tenant-b-key", hello(500))
