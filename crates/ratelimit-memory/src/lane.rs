@@ -195,11 +195,6 @@ impl Handle {
         Duration::from_nanos(ready.saturating_sub(now).max(1))
     }
 
-    /// The settle-free fast path; see [`MemoryLimiter::try_take`](crate::MemoryLimiter::try_take).
-    pub(crate) fn try_take(&self, cost: &Cost) -> Result<(), AcquireError> {
-        try_take(&self.lane, &self.engine, cost)
-    }
-
     pub(crate) async fn acquire_inner(
         &self,
         request: Request<'_>,

@@ -8,7 +8,7 @@ use ratelimit_core::{Clock, ConfigError, Cost, Decision, LimitId, Policy};
 use ratelimit_limiter::{AcquireError, BackendError, Limiter, Permit, Request, Stats};
 
 use crate::clock::TokioClock;
-use crate::lane::{Engine, Handle, Lane, nanos};
+use crate::lane::{Engine, Handle, Lane, nanos, try_take};
 
 /// An in-process limiter enforcing one [`Policy`] for every caller that shares it.
 ///
@@ -87,7 +87,7 @@ impl MemoryLimiter {
     /// [`AcquireError::RateLimited`] with the wait (exact when nobody is waiting),
     /// [`AcquireError::TooLarge`].
     pub fn try_take(&self, cost: &Cost) -> Result<(), AcquireError> {
-        self.handle.try_take(cost)
+        try_take(&self.handle.lane, &self.handle.engine, cost)
     }
 }
 
